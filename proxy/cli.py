@@ -1,0 +1,148 @@
+"""``infermeter serve|simulate|demo``.
+
+Every flag has an environment variable (``INFERMETER_<FLAG>`` for serve and demo,
+``INFERMETER_SIM_<FLAG>`` for simulate); a flag on the command line wins. Bad values
+stop the program at start with one line naming the flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from proxy import __version__
+from proxy.config import KNOWN_COLLECTORS, UPSTREAM_CLIENTS, ConfigError, Settings
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _collectors(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip() and c.strip() != "none")
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.strip().lower() in ("", "none") else int(text)
+
+
+# flag -> (converter, help); the Settings field is the flag with '-' as '_'.
+SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "upstream": (str, "URL of the LLM server to relay to (http:// or https://)"),
+    "host": (str, "address to listen on"),
+    "port": (int, "port to listen on"),
+    "metrics-port": (_optional_int, "serve /metrics on this port only, not on --port"),
+    "metrics-token": (str, "require 'Authorization: Bearer TOKEN' on /metrics"),
+    "connect-timeout": (float, "seconds to connect to the upstream"),
+    "read-timeout": (float, "seconds to wait for upstream headers, and for each later read"),
+    "max-request-bytes": (int, "largest request body accepted (413 above)"),
+    "max-models": (int, "distinct model label values before new ones become 'other'"),
+    "log-level": (str, "critical, error, warning, info or debug"),
+    "upstream-client": (str, f"upstream HTTP client: {', '.join(UPSTREAM_CLIENTS)}"),
+    "max-connections": (int, "most upstream connections kept open at once"),
+    "observe": (_bool, "parse streams and record metrics (false: a bare relay, for benchmarks)"),
+    "inject-usage": (_bool, "ask OpenAI-style upstreams for usage and hide the extra chunk from clients"),
+    "slo-ttft": (float, "SLO on time to first token, seconds"),
+    "slo-tpot": (float, "SLO on time per output token, seconds"),
+    "slo-request-duration": (float, "SLO on request duration, seconds"),
+    "collectors": (_collectors, f"comma-separated collectors to run: {','.join(KNOWN_COLLECTORS)} (or 'none')"),
+    "sample-interval": (float, "seconds between host/GPU samples"),
+    "probe-interval": (float, "seconds between upstream health probes"),
+    "probe-path": (str, "upstream path to probe (default: first of /health, /v1/models, /api/tags, / to answer)"),
+    "probe-timeout": (float, "seconds before a probe counts as failed"),
+    "upstream-pid": (_optional_int, "pid of the upstream server process (default: found by its port when local)"),
+    "workers": (int, "worker processes (metrics merged through prometheus-client multiprocess mode)"),
+}
+
+SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "host": (str, "address to listen on"),
+    "port": (int, "port to listen on"),
+    "ttft": (float, "seconds from request arrival to the first token"),
+    "tbt": (float, "seconds between tokens"),
+    "output-tokens": (int, "tokens per response (a request's max_tokens may lower it)"),
+    "jitter": (float, "fraction by which each gap varies at random (seeded)"),
+    "seed": (int, "random seed for jitter, errors and text"),
+    "model": (str, "model name reported when the request names none"),
+    "max-concurrency": (int, "requests generated at once; more wait in a queue (0: no limit)"),
+    "error-rate": (float, "fraction of requests answered with HTTP 500"),
+    "log-level": (str, "critical, error, warning, info or debug"),
+}
+
+DEMO_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "port": (int, "proxy port (its /metrics is printed)"),
+    "sim-port": (int, "simulated upstream port (0: any free port)"),
+    "concurrency": (int, "streams kept open by the demo load"),
+    "interval": (float, "seconds between summary lines"),
+    "duration": (float, "stop after this many seconds (0: run until Ctrl-C)"),
+}
+DEMO_DEFAULTS = {"port": 8100, "sim_port": 0, "concurrency": 8, "interval": 2.0, "duration": 0.0}
+SIM_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "log_level": "info"}
+
+
+def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> None:
+    for flag, (_, help_text) in flags.items():
+        env = env_prefix + flag.upper().replace("-", "_")
+        parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, metavar="VALUE",
+                            help=f"{help_text} [env {env}]")
+
+
+def _collect(args: argparse.Namespace, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for flag, (convert, _) in flags.items():
+        field = flag.replace("-", "_")
+        raw = getattr(args, field)
+        source = f"--{flag}"
+        if raw is None:
+            env = env_prefix + flag.upper().replace("-", "_")
+            raw = os.environ.get(env)
+            source = f"--{flag} (from {env})"
+        if raw is None:
+            continue
+        try:
+            values[field] = convert(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: invalid value {raw!r}") from None
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infermeter", description="Observability sidecar for LLM inference servers.")
+    parser.add_argument("--version", action="version", version=f"infermeter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="relay to an LLM server and export its metrics")
+    _add_flags(serve, SERVE_FLAGS, "INFERMETER_")
+    simulate = sub.add_parser("simulate", help="run the simulated LLM server")
+    _add_flags(simulate, SIM_FLAGS, "INFERMETER_SIM_")
+    demo = sub.add_parser("demo", help="simulator + proxy + gentle load, with a live summary")
+    _add_flags(demo, DEMO_FLAGS, "INFERMETER_DEMO_")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            settings = Settings(**_collect(args, SERVE_FLAGS, "INFERMETER_"))
+            from proxy.server import serve
+            return serve(settings)
+        if args.command == "simulate":
+            values = {**SIM_DEFAULTS, **_collect(args, SIM_FLAGS, "INFERMETER_SIM_")}
+            from proxy.server import simulate
+            return simulate(values)
+        values = {**DEMO_DEFAULTS, **_collect(args, DEMO_FLAGS, "INFERMETER_DEMO_")}
+        from proxy.demo import run_demo
+        return asyncio.run(run_demo(**values)) or 0
+    except (ConfigError, ValueError) as exc:
+        print(f"infermeter {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

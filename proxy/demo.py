@@ -1,0 +1,130 @@
+"""``infermeter demo``: the simulator, the proxy in front of it, a gentle mixed load, and a
+live summary read from the proxy's own metrics, so a newcomer sees real numbers at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from proxy.config import Settings
+from proxy.metrics.quantiles import HistogramWindow, counter_total, gauge_total
+from proxy.server import _SideServer, uvicorn_config
+
+SIM_ARGS = ["--ttft", "0.15", "--tbt", "0.02", "--jitter", "0.3", "--output-tokens", "48", "--seed", "7"]
+PROMPTS = ["Say hello.", "Write a haiku about latency.", "Explain TTFT in one sentence.", "List three GPUs."]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _simulator(port: int) -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "simulate", "--port", str(port), "--log-level", "warning",
+                             *SIM_ARGS])
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the simulator exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the simulator did not start within 20 s")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _client_loop(client: httpx.AsyncClient, rng: random.Random, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        kind = rng.random()
+        body: dict[str, object] = {"model": "demo-model", "max_tokens": rng.randint(8, 48)}
+        if kind < 0.8:
+            path = "/v1/chat/completions"
+            body["messages"] = [{"role": "user", "content": rng.choice(PROMPTS)}]
+        else:
+            path = "/v1/completions"
+            body["prompt"] = rng.choice(PROMPTS)
+        body["stream"] = rng.random() < 0.85
+        if body["stream"] and rng.random() < 0.5:
+            body["stream_options"] = {"include_usage": True}
+        try:
+            async with client.stream("POST", path, json=body) as response:
+                async for _ in response.aiter_raw():
+                    pass
+        except httpx.HTTPError:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
+
+
+def _line(registry: CollectorRegistry, windows: dict[str, HistogramWindow], last: dict[str, float], dt: float) -> str:
+    requests = counter_total(registry, "infermeter_requests")
+    tokens = counter_total(registry, "infermeter_tokens", {"type": "output"})
+    rps = (requests - last.get("req", 0.0)) / dt
+    tps = (tokens - last.get("tok", 0.0)) / dt
+    last["req"], last["tok"] = requests, tokens
+    ttft, tbt = windows["ttft"].advance(registry), windows["tbt"].advance(registry)
+
+    def ms(q: float | None) -> str:
+        return "   -  " if q is None else f"{q * 1000:6.1f}"
+
+    return (f"req/s {rps:5.1f} | TTFT p50 {ms(ttft.quantile(0.5))} p99 {ms(ttft.quantile(0.99))} ms | "
+            f"TBT p50 {ms(tbt.quantile(0.5))} p99 {ms(tbt.quantile(0.99))} ms | "
+            f"output tok/s {tps:6.1f} | in flight {gauge_total(registry, 'infermeter_requests_in_flight'):3.0f}")
+
+
+async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, duration: float) -> int:
+    from proxy.app import create_app
+
+    with _simulator(sim_port or _free_port()) as upstream:
+        settings = Settings(upstream=upstream, port=port, log_level="warning")
+        app = create_app(settings)
+        server = _SideServer(uvicorn_config(app, settings.host, settings.port, "warning"))
+        server_task = asyncio.ensure_future(server.serve())
+        while not server.started:
+            if server_task.done():
+                raise RuntimeError(f"the proxy could not listen on port {port} (try --port 0 or another port)")
+            await asyncio.sleep(0.05)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        print(f"infermeter demo: simulator {upstream} <- proxy http://127.0.0.1:{bound}")
+        print(f"  metrics: http://127.0.0.1:{bound}/metrics   (Ctrl-C to stop)")
+        stop = asyncio.Event()
+        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound}", timeout=30,
+                                   limits=httpx.Limits(max_connections=concurrency * 2))
+        loops = [asyncio.ensure_future(_client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
+        windows = {"ttft": HistogramWindow("infermeter_time_to_first_token_seconds"),
+                   "tbt": HistogramWindow("infermeter_time_between_tokens_seconds")}
+        last: dict[str, float] = {}
+        started = time.monotonic()
+        try:
+            while not duration or time.monotonic() - started < duration:
+                await asyncio.sleep(interval)
+                print(_line(app.registry, windows, last, interval), flush=True)
+        finally:
+            stop.set()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await client.aclose()
+            server.should_exit = True
+            await server_task
+    return 0

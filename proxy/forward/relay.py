@@ -1,0 +1,237 @@
+"""The hot path: one request relayed to the upstream and its response streamed back.
+
+Raw ASGI, no framework: every response chunk goes to the client first, then to the tap
+(DESIGN.md section 11). A watcher task per request waits for the client's
+``http.disconnect`` and cancels the relay, so the upstream connection is closed at once
+and the model stops generating (uvicorn's ``send`` returns silently after a disconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter_ns
+from typing import Any
+
+import orjson
+
+from proxy.config import Settings
+from proxy.forward.base import Transport, UpstreamResponse
+from proxy.forward.errors import UpstreamError, UpstreamReadError, UpstreamTimeout
+from proxy.forward.headers import client_response_headers, header_value, upstream_request_headers
+from proxy.metrics.recorder import Recorder
+from proxy.stream.base import RequestInfo, Tap
+from proxy.stream.endpoints import classify
+from proxy.stream.request import inspect_request
+from proxy.stream.taps import make_tap
+from proxy.timing import CANCELLED, REJECTED, UPSTREAM_ERROR, RequestRecord
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("infermeter.relay")
+
+# nginx's convention for "the client closed the request before a status was sent".
+CLIENT_CLOSED = 499
+_NO_INFO = RequestInfo()
+_STREAMING_TYPES = (b"text/event-stream", b"application/x-ndjson")
+
+
+class StreamAborted(Exception):
+    """Raised to the ASGI server after a broken upstream stream, so it drops the client
+    connection instead of ending the body cleanly (which would pass a truncated
+    response off as a complete one)."""
+
+
+class QuietAborts(logging.Filter):
+    """Drops the ASGI server's traceback for a ``StreamAborted``: the relay already logged
+    it in one line, and an upstream that breaks is not a bug in the proxy."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
+
+
+class _Watch:
+    __slots__ = ("done", "disconnected")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.disconnected = False
+
+
+async def _watch_disconnect(receive: Receive, watch: _Watch, task: asyncio.Task[Any]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not watch.done:
+                watch.disconnected = True
+                task.cancel()
+            return
+
+
+class Relay:
+    def __init__(self, settings: Settings, transport: Transport, recorder: Recorder | None) -> None:
+        self.transport = transport
+        self.recorder = recorder
+        self.max_body = settings.max_request_bytes
+        self.upstream_name = settings.upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rec = RequestRecord(classify(scope["path"]), perf_counter_ns())
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.started(rec.endpoint)
+        tap: Tap | None = None
+        try:
+            tap = await self._relay(scope, receive, send, rec)
+        finally:
+            if rec.t_end is None:
+                rec.t_end = perf_counter_ns()
+            if recorder is not None:
+                if tap is not None:
+                    _merge_summary(rec, tap)
+                recorder.record(rec)
+
+    async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> Tap | None:
+        if scope["method"] == "CONNECT":
+            rec.outcome = REJECTED
+            await self._error(send, rec, 405, "CONNECT is not supported: infermeter only relays to its configured upstream.",
+                              "invalid_request_error", "method_not_allowed")
+            return None
+        body = await self._read_body(scope, receive, send, rec)
+        if body is None:
+            return None
+        observe = self.recorder is not None and rec.endpoint != "other"
+        info = inspect_request(rec.endpoint, body) if observe else _NO_INFO
+        rec.model = info.model
+
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _Watch()
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, watch, task))
+        response: UpstreamResponse | None = None
+        tap: Tap | None = None
+        try:
+            target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+            if scope.get("query_string"):
+                target += "?" + scope["query_string"].decode("latin-1")
+            try:
+                response = await self.transport.request(scope["method"], target, upstream_request_headers(scope), body)
+            except UpstreamTimeout:
+                rec.outcome = UPSTREAM_ERROR
+                watch.done = True
+                await self._error(send, rec, 504, f"upstream {self.upstream_name} sent no response headers in time",
+                                  "upstream_error", "upstream_timeout")
+                return None
+            except UpstreamError as exc:
+                rec.outcome = UPSTREAM_ERROR
+                watch.done = True
+                await self._error(send, rec, 502, f"upstream {self.upstream_name} is unreachable: {exc}",
+                                  "upstream_error", "upstream_unreachable")
+                return None
+            rec.t_headers = perf_counter_ns()
+            rec.code = response.status
+            ctype = header_value(response.headers, b"content-type") or b""
+            rec.stream = ctype.startswith(_STREAMING_TYPES)
+            # A compressed body cannot be read without decompressing it: relay, don't parse.
+            if observe and header_value(response.headers, b"content-encoding") in (None, b"identity"):
+                tap = make_tap(rec.endpoint, ctype, info)
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": client_response_headers(response.headers)})
+            last = 0
+            try:
+                async for chunk in response.aiter_raw():
+                    last = perf_counter_ns()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if tap is not None:
+                        n = tap.feed(chunk)
+                        if n:
+                            rec.tokens(n, last)
+            except UpstreamReadError as exc:
+                rec.outcome = UPSTREAM_ERROR
+                watch.done = True
+                log.warning("upstream stream broke mid-response on endpoint %s: %s", rec.endpoint, exc)
+                raise StreamAborted(str(exc)) from None
+            if tap is not None:
+                n = tap.close()
+                if n:
+                    rec.tokens(n, last)
+            watch.done = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            rec.t_end = perf_counter_ns()
+            return tap
+        except asyncio.CancelledError:
+            if not watch.disconnected:
+                raise
+            watch.done = True
+            _uncancel(task)
+            rec.outcome = CANCELLED
+            if rec.code == 0:
+                rec.code = CLIENT_CLOSED
+            return tap
+        finally:
+            watch.done = True
+            watcher.cancel()
+            if response is not None:
+                await response.aclose()
+
+    async def _read_body(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> bytes | None:
+        declared = header_value(scope["headers"], b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            return await self._too_large(send, rec)
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                rec.outcome = CANCELLED
+                rec.code = CLIENT_CLOSED
+                return None
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    return await self._too_large(send, rec)
+                parts.append(chunk)
+            if not message.get("more_body", False):
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _too_large(self, send: Send, rec: RequestRecord) -> None:
+        rec.outcome = REJECTED
+        await self._error(send, rec, 413, f"request body exceeds the proxy's limit of {self.max_body} bytes",
+                          "invalid_request_error", "request_too_large")
+        return None
+
+    @staticmethod
+    async def _error(send: Send, rec: RequestRecord, status: int, message: str, kind: str, code: str) -> None:
+        rec.code = status
+        body = orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            # The client's request body may be unread (413): don't reuse the connection.
+            *([(b"connection", b"close")] if status == 413 else []),
+        ]})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _merge_summary(rec: RequestRecord, tap: Tap) -> None:
+    s = tap.summary
+    if s.model:
+        rec.model = s.model
+    rec.input_tokens = s.input_tokens
+    rec.finish_reason = s.finish_reason
+    rec.parse_errors = s.parse_errors
+    if s.output_tokens is not None:
+        rec.output_tokens = s.output_tokens
+    elif rec.token_events:
+        rec.output_tokens = rec.token_events
+        rec.tokens_estimated = True
+
+
+def _uncancel(task: asyncio.Task[Any]) -> None:
+    # 3.11+: the cancellation was ours and is handled; don't leave it counted on the task.
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is not None:
+        uncancel()

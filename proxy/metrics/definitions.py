@@ -1,0 +1,71 @@
+"""Every request-path series of DESIGN.md section 6, on one registry.
+
+Nothing registers at import time: ``Metrics(registry, settings)`` builds the families on
+the registry it is given, so each app (and each test) owns a fresh one.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+
+from proxy import __version__
+from proxy.config import Settings
+from proxy.metrics import buckets
+from proxy.stream.endpoints import ENDPOINTS
+
+NS = "infermeter"
+EM = ("endpoint", "model")
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry, settings: Settings) -> None:
+        r = registry
+        self.requests = Counter(f"{NS}_requests", "Requests answered, by the status sent to the client and how they ended.",
+                                ("endpoint", "model", "code", "outcome"), registry=r)
+        self.in_flight = Gauge(f"{NS}_requests_in_flight", "Requests being relayed now.", ("endpoint",), registry=r)
+        self.request_duration = Histogram(
+            f"{NS}_request_duration_seconds", "From request arrival to the last byte handed to the client.",
+            ("endpoint", "model", "stream"), registry=r,
+            buckets=buckets.with_thresholds(buckets.REQUEST_DURATION, settings.slo_request_duration))
+        self.upstream_headers = Histogram(
+            f"{NS}_upstream_response_headers_seconds", "From request arrival to the upstream's response headers.",
+            ("endpoint",), registry=r, buckets=buckets.TTFT)
+        self.ttft = Histogram(
+            f"{NS}_time_to_first_token_seconds", "From request arrival to the first token event of a stream.",
+            EM, registry=r, buckets=buckets.with_thresholds(buckets.TTFT, settings.slo_ttft))
+        self.tbt = Histogram(
+            f"{NS}_time_between_tokens_seconds", "Gap between consecutive token events of a stream.",
+            EM, registry=r, buckets=buckets.INTER_TOKEN)
+        self.tpot = Histogram(
+            f"{NS}_time_per_output_token_seconds", "(last token - first token) / (output tokens - 1), per stream.",
+            EM, registry=r, buckets=buckets.with_thresholds(buckets.INTER_TOKEN, settings.slo_tpot))
+        self.tokens_per_second = Histogram(
+            f"{NS}_output_tokens_per_second", "Output tokens / request duration, per request with output.",
+            EM, registry=r, buckets=buckets.TOKENS_PER_SECOND)
+        self.tokens = Counter(f"{NS}_tokens", "Tokens processed, input (prompt) and output (generated).",
+                              (*EM, "type"), registry=r)
+        self.request_tokens = Histogram(f"{NS}_request_tokens", "Tokens per request, input and output.",
+                                        (*EM, "type"), registry=r, buckets=buckets.TOKENS)
+        self.finish_reasons = Counter(f"{NS}_finish_reasons", "Why generation ended, per request.",
+                                      (*EM, "reason"), registry=r)
+        self.estimated = Counter(f"{NS}_token_counts_estimated",
+                                 "Requests whose output tokens were counted from token events, not reported by the server.",
+                                 ("endpoint",), registry=r)
+        self.parse_errors = Counter(f"{NS}_stream_parse_errors", "Response events the tap could not parse (bytes still relayed).",
+                                    ("endpoint",), registry=r)
+        self.slo = (Counter(f"{NS}_slo_requests", "Finished requests that met or missed every SLO set.",
+                            (*EM, "result"), registry=r) if settings.slo_thresholds else None)
+        registry.register(_BuildInfo())
+        # The endpoint set is closed: bind these children once, up front.
+        self.in_flight_by_endpoint = {e: self.in_flight.labels(e) for e in ENDPOINTS}
+        self.headers_by_endpoint = {e: self.upstream_headers.labels(e) for e in ENDPOINTS}
+        self.estimated_by_endpoint = {e: self.estimated.labels(e) for e in ENDPOINTS}
+        self.parse_errors_by_endpoint = {e: self.parse_errors.labels(e) for e in ENDPOINTS}
+
+
+class _BuildInfo:
+    def collect(self) -> list[GaugeMetricFamily]:
+        family = GaugeMetricFamily(f"{NS}_build_info", "infermeter build; always 1.", labels=["version"])
+        family.add_metric([__version__], 1.0)
+        return [family]

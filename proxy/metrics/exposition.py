@@ -1,0 +1,42 @@
+"""``/metrics``: renders the registry off the event loop, with content negotiation and gzip.
+
+prometheus-client's own ASGI app renders synchronously on the loop; a slow render there
+would stall every stream in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hmac
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.requests import Request
+from starlette.responses import Response
+
+
+def _render(registry: CollectorRegistry, accept: str, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+    encoder, content_type = choose_encoder(accept)
+    body = encoder(registry)
+    headers = {"Content-Type": content_type}
+    if "gzip" in accept_encoding:
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+    return body, headers
+
+
+def metrics_endpoint(registry: CollectorRegistry, token: str | None):  # type: ignore[no-untyped-def]
+    expected = f"Bearer {token}".encode() if token else None
+
+    async def metrics(request: Request) -> Response:
+        if expected is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return Response("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"},
+                                media_type="text/plain")
+        body, headers = await asyncio.to_thread(
+            _render, registry, request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
+        return Response(body, headers=headers)
+
+    return metrics

@@ -1,0 +1,27 @@
+"""Bounded ``model`` label values (DESIGN.md section 6, label rules)."""
+
+from __future__ import annotations
+
+MAX_MODEL_CHARS = 128
+OVERFLOW = "other"
+UNKNOWN = "unknown"
+
+
+class ModelLabels:
+    """Cuts names to 128 characters and admits at most ``limit`` distinct ones; later
+    names become ``other`` so a client cannot grow the series count without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, name: str | None) -> str:
+        if not name:
+            return UNKNOWN
+        label = name[:MAX_MODEL_CHARS]
+        if label in self._seen:
+            return label
+        if len(self._seen) >= self.limit:
+            return OVERFLOW
+        self._seen.add(label)
+        return label

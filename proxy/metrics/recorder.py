@@ -1,0 +1,127 @@
+"""The one hot-path writer of request metrics: finished ``RequestRecord`` in, metric updates out.
+
+Label children are bound once per (endpoint, model) and kept; a record costs a few
+bound ``observe``/``inc`` calls plus one per token gap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.config import Settings
+from proxy.metrics.definitions import Metrics
+from proxy.metrics.labels import ModelLabels
+from proxy.stream.base import FINISH_REASONS
+from proxy.stream.endpoints import OTHER
+from proxy.timing import CANCELLED, COMPLETED, REJECTED, RequestRecord
+
+
+@dataclass(slots=True)
+class _Children:
+    duration_stream: Any
+    duration_plain: Any
+    ttft: Any
+    tbt: Any
+    tpot: Any
+    tps: Any
+    tokens_in: Any
+    tokens_out: Any
+    request_tokens_in: Any
+    request_tokens_out: Any
+    finish: dict[str, Any]
+    slo_met: Any
+    slo_missed: Any
+
+
+class Recorder:
+    def __init__(self, metrics: Metrics, settings: Settings) -> None:
+        self.m = metrics
+        self.models = ModelLabels(settings.max_models)
+        self.slo_ttft = settings.slo_ttft
+        self.slo_tpot = settings.slo_tpot
+        self.slo_duration = settings.slo_request_duration
+        self._children: dict[tuple[str, str], _Children] = {}
+        self._requests: dict[tuple[str, str, int, str], Any] = {}
+
+    def started(self, endpoint: str) -> None:
+        self.m.in_flight_by_endpoint[endpoint].inc()
+
+    def record(self, rec: RequestRecord) -> None:
+        m = self.m
+        m.in_flight_by_endpoint[rec.endpoint].dec()
+        model = self.models(rec.model)
+        key = (rec.endpoint, model, rec.code, rec.outcome)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = m.requests.labels(rec.endpoint, model, str(rec.code), rec.outcome)
+        counter.inc()
+        if rec.outcome == REJECTED:
+            return
+        c = self._bind(rec.endpoint, model)
+        duration = rec.duration_s
+        (c.duration_stream if rec.stream else c.duration_plain).observe(duration)
+        if rec.t_headers is not None:
+            m.headers_by_endpoint[rec.endpoint].observe((rec.t_headers - rec.t_arrival) / 1e9)
+        if rec.parse_errors:
+            m.parse_errors_by_endpoint[rec.endpoint].inc(rec.parse_errors)
+        ttft = rec.ttft_s
+        if ttft is not None:
+            c.ttft.observe(ttft)
+            observe = c.tbt.observe
+            for gap in rec.gaps_ns:
+                observe(gap / 1e9)
+        if rec.tokens_estimated:
+            m.estimated_by_endpoint[rec.endpoint].inc()
+        out = rec.output_tokens
+        if out is not None:
+            c.tokens_out.inc(out)
+            c.request_tokens_out.observe(out)
+            if out >= 1 and duration > 0:
+                c.tps.observe(out / duration)
+        if rec.input_tokens is not None:
+            c.tokens_in.inc(rec.input_tokens)
+            c.request_tokens_in.observe(rec.input_tokens)
+        tpot = rec.tpot_s
+        if tpot is not None:
+            c.tpot.observe(tpot)
+        if rec.finish_reason is not None:
+            c.finish[rec.finish_reason].inc()
+        # SLOs are about inference: /v1/models or /health answers say nothing of them.
+        if c.slo_met is not None and rec.outcome != CANCELLED and rec.endpoint != OTHER:
+            (c.slo_met if self._slo_met(rec, ttft, tpot, duration) else c.slo_missed).inc()
+
+    def _slo_met(self, rec: RequestRecord, ttft: float | None, tpot: float | None, duration: float) -> bool:
+        # A request that failed cannot meet an SLO; a threshold whose figure the request
+        # does not have (TTFT of a non-stream) is not held against it.
+        if rec.outcome != COMPLETED or rec.code >= 500:
+            return False
+        if self.slo_ttft is not None and ttft is not None and ttft > self.slo_ttft:
+            return False
+        if self.slo_tpot is not None and tpot is not None and tpot > self.slo_tpot:
+            return False
+        return not (self.slo_duration is not None and duration > self.slo_duration)
+
+    def _bind(self, endpoint: str, model: str) -> _Children:
+        c = self._children.get((endpoint, model))
+        if c is not None:
+            return c
+        m = self.m
+        slo = m.slo
+        c = _Children(
+            duration_stream=m.request_duration.labels(endpoint, model, "true"),
+            duration_plain=m.request_duration.labels(endpoint, model, "false"),
+            ttft=m.ttft.labels(endpoint, model),
+            tbt=m.tbt.labels(endpoint, model),
+            tpot=m.tpot.labels(endpoint, model),
+            tps=m.tokens_per_second.labels(endpoint, model),
+            tokens_in=m.tokens.labels(endpoint, model, "input"),
+            tokens_out=m.tokens.labels(endpoint, model, "output"),
+            request_tokens_in=m.request_tokens.labels(endpoint, model, "input"),
+            request_tokens_out=m.request_tokens.labels(endpoint, model, "output"),
+            finish={r: m.finish_reasons.labels(endpoint, model, r) for r in FINISH_REASONS},
+            slo_met=slo.labels(endpoint, model, "met") if slo is not None else None,
+            slo_missed=slo.labels(endpoint, model, "missed") if slo is not None else None,
+        )
+        self._children[(endpoint, model)] = c
+        return c

@@ -1,0 +1,89 @@
+"""Running the ASGI apps under uvicorn with the settings the hot path needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from proxy.config import Settings
+
+log = logging.getLogger("infermeter")
+
+
+# The upstream's own Server and Date headers pass through; uvicorn adding its own would
+# duplicate them. One access-log line per request costs more than the relay. X-Forwarded-For
+# from the client is passed on, not believed: the peer address is the one we add.
+HOT_PATH_OPTIONS: dict[str, Any] = {
+    "access_log": False, "server_header": False, "date_header": False, "http": "httptools", "proxy_headers": False,
+}
+
+
+def uvicorn_config(app: Any, host: str, port: int, log_level: str, lifespan: str = "on") -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, lifespan=lifespan, log_level=log_level.lower(), loop="auto",
+                          backlog=4096, timeout_graceful_shutdown=5, **HOT_PATH_OPTIONS)
+
+
+class _SideServer(uvicorn.Server):
+    """A second listener in the same loop; the main server owns the signal handlers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_together(main: uvicorn.Server, side: uvicorn.Server) -> None:
+    side_task = asyncio.ensure_future(side.serve())
+    try:
+        await main.serve()
+    finally:
+        side.should_exit = True
+        await side_task
+
+
+def _run(config: uvicorn.Config, coro_factory: Any) -> None:
+    factory = config.get_loop_factory()
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(coro_factory())
+    finally:
+        loop.close()
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def serve(settings: Settings) -> int:
+    from proxy.app import create_app
+
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    main = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings.log_level))
+    log.info("infermeter relaying http://%s:%d -> %s", settings.host, settings.port, settings.upstream)
+    if settings.metrics_port is None:
+        _run(main.config, main.serve)
+        return 0
+    side = _SideServer(uvicorn_config(app.metrics_app, settings.host, settings.metrics_port, settings.log_level,
+                                      lifespan="off"))
+    _run(main.config, lambda: _serve_together(main, side))
+    return 0
+
+
+def simulate(values: dict[str, Any]) -> int:
+    from proxy.simulator.app import create_app
+    from proxy.simulator.config import SimConfig
+
+    host, port, level = values.pop("host"), values.pop("port"), values.pop("log_level")
+    configure_logging(level)
+    config = SimConfig(**values)
+    server = uvicorn.Server(uvicorn_config(create_app(config), host, port, level))
+    log.info("simulated LLM server on http://%s:%d (ttft %.3fs, tbt %.3fs, %d tokens)",
+             host, port, config.ttft, config.tbt, config.output_tokens)
+    _run(server.config, server.serve)
+    return 0
