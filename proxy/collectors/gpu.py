@@ -1,0 +1,273 @@
+"""NVIDIA GPUs through NVML: utilization, busy time, memory, power, energy, temperature, clock.
+
+The NVML module is a parameter (pynvml by default, imported on first read), so tests
+can hand in an object with pynvml's function names, signatures and units. NVML reports
+percent, bytes, milliwatts, millijoules, degrees Celsius and MHz; everything here is
+exported in base units: ratio 0-1, bytes, watts, joules, degrees Celsius, hertz.
+
+No pynvml, no driver or a failing ``nvmlInit`` make this collector report success 0 and
+nothing else (the sampler logs the reason once); initialisation is retried every
+``retry_interval`` seconds in case a driver comes back.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from proxy.collectors.base import Sample, log
+from proxy.collectors.process import UpstreamProcessLocator
+
+# NVML_ERROR_* codes (nvml.h); pynvml's NVMLError carries them as ``.value``.
+_UNINITIALIZED = 1
+_NOT_SUPPORTED = 3
+_DRIVER_NOT_LOADED = 9
+_LIBRARY_NOT_FOUND = 12
+_FUNCTION_NOT_FOUND = 13  # the driver is older than the call
+_LIB_RM_VERSION_MISMATCH = 18  # the driver was upgraded under us
+# After these NVML itself is unusable, not one device: shut down and initialise again later.
+_REINIT = frozenset({_UNINITIALIZED, _DRIVER_NOT_LOADED, _LIB_RM_VERSION_MISMATCH})
+
+_LABELS = ["gpu", "uuid"]
+
+_Family = Union[GaugeMetricFamily, CounterMetricFamily]
+
+
+@dataclass
+class _Device:
+    index: int
+    handle: Any
+    uuid: str
+    name: str
+    unsupported: set[str] = field(default_factory=set)
+    busy_seconds: float = 0.0
+    util_at: float | None = None
+    energy_estimate: float = 0.0
+    power_at: float | None = None
+
+
+class _Reinit(Exception):
+    pass
+
+
+class GpuCollector:
+    name = "gpu"
+
+    def __init__(
+        self,
+        nvml: Any = None,
+        locator: UpstreamProcessLocator | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        retry_interval: float = 30.0,
+    ) -> None:
+        self._nvml = nvml
+        self._locator = locator
+        self._clock = clock
+        self._retry_interval = retry_interval
+        self._devices: list[_Device] | None = None
+        self._driver = ""
+        self._init_error: str | None = None
+        self._init_at: float | None = None
+        self._initialised = False
+
+    def describe(self) -> Sequence[Metric]:
+        return list(_families().values())
+
+    def close(self) -> None:
+        if self._initialised and self._nvml is not None:
+            self._initialised = False
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception as exc:  # noqa: BLE001 - nothing useful to do at shutdown
+                log.debug("nvmlShutdown failed: %s", exc)
+
+    def sample(self) -> Sample:
+        error = self._ensure_ready()
+        if error is not None or self._devices is None:
+            return Sample((), ok=False, error=error)
+        families = _families()
+        errors: list[str] = []
+        pids = self._locator.pids() if self._locator is not None else None
+        try:
+            for device in self._devices:
+                self._read_device(device, families, pids, errors)
+        except _Reinit as exc:
+            self.close()
+            self._devices = None
+            self._init_at = self._clock()
+            self._init_error = f"NVML stopped working ({exc}); initialising again in {self._retry_interval:.0f} s"
+            return Sample((), ok=False, error=self._init_error)
+        return Sample(tuple(families.values()), ok=not errors, error="; ".join(errors) or None)
+
+    def _ensure_ready(self) -> str | None:
+        if self._devices is not None:
+            return None
+        now = self._clock()
+        if self._init_at is not None and now - self._init_at < self._retry_interval:
+            return self._init_error
+        self._init_at = now
+        self._init_error = self._init()
+        return self._init_error
+
+    def _init(self) -> str | None:
+        if self._nvml is None:
+            try:
+                self._nvml = importlib.import_module("pynvml")
+            except ImportError:
+                return "NVML unavailable: the pynvml module is missing (pip install nvidia-ml-py); GPU series are off"
+        nvml = self._nvml
+        try:
+            nvml.nvmlInit()
+            self._initialised = True
+            self._driver = _text(nvml.nvmlSystemGetDriverVersion())
+            count = int(nvml.nvmlDeviceGetCount())
+            devices = []
+            for index in range(count):
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+                name = _text(nvml.nvmlDeviceGetName(handle))
+                devices.append(_Device(index=index, handle=handle, uuid=uuid, name=name))
+        except nvml.NVMLError as exc:
+            self.close()
+            hint = ""
+            if getattr(exc, "value", None) in (_LIBRARY_NOT_FOUND, _DRIVER_NOT_LOADED):
+                hint = " (no NVIDIA driver here; drop gpu from --collectors to silence this)"
+            return f"NVML unavailable: {exc}{hint}; GPU series are off"
+        self._devices = devices
+        log.info(
+            "gpu collector: NVML driver %s, %d GPU(s): %s",
+            self._driver,
+            len(devices),
+            ", ".join(f"{d.index} {d.name}" for d in devices) or "none",
+        )
+        return None
+
+    def _read_device(
+        self, dev: _Device, families: dict[str, _Family], pids: frozenset[int] | None, errors: list[str]
+    ) -> None:
+        nvml = self._nvml
+        labels = [str(dev.index), dev.uuid]
+
+        def read(what: str, call: str, *args: Any) -> Any:
+            if what in dev.unsupported:
+                return None
+            try:
+                return getattr(nvml, call)(dev.handle, *args)
+            except AttributeError:
+                dev.unsupported.add(what)  # an older pynvml without this call
+            except nvml.NVMLError as exc:
+                code = getattr(exc, "value", None)
+                if code in (_NOT_SUPPORTED, _FUNCTION_NOT_FOUND):
+                    dev.unsupported.add(what)
+                elif code in _REINIT:
+                    raise _Reinit(str(exc)) from exc
+                else:
+                    errors.append(f"gpu {dev.index} {what}: {exc}")
+            return None
+
+        families["info"].add_metric([*labels, dev.name, self._driver], 1.0)
+        util = read("utilization", "nvmlDeviceGetUtilizationRates")
+        if util is not None:
+            now = self._clock()
+            ratio = min(max(float(util.gpu) / 100.0, 0.0), 1.0)
+            # NVML's figure is the busy share of its last sampling period, so it stands
+            # for the interval just ended: the right-endpoint rule over elapsed time.
+            if dev.util_at is not None:
+                dev.busy_seconds += ratio * max(now - dev.util_at, 0.0)
+            dev.util_at = now
+            families["utilization"].add_metric(labels, ratio)
+            families["busy"].add_metric(labels, dev.busy_seconds)
+        memory = read("memory", "nvmlDeviceGetMemoryInfo")
+        if memory is not None:
+            families["memory_used"].add_metric(labels, float(memory.used))
+            families["memory_total"].add_metric(labels, float(memory.total))
+        milliwatts = read("power", "nvmlDeviceGetPowerUsage")
+        if milliwatts is not None:
+            families["power"].add_metric(labels, float(milliwatts) / 1000.0)
+        millijoules = read("energy", "nvmlDeviceGetTotalEnergyConsumption")
+        if millijoules is not None:
+            families["energy"].add_metric(labels, float(millijoules) / 1000.0)
+        elif "energy" in dev.unsupported and milliwatts is not None:
+            # GPUs before Volta have no energy counter: integrate power instead.
+            now = self._clock()
+            if dev.power_at is not None:
+                dev.energy_estimate += float(milliwatts) / 1000.0 * max(now - dev.power_at, 0.0)
+            dev.power_at = now
+            families["energy"].add_metric(labels, dev.energy_estimate)
+        celsius = read("temperature", "nvmlDeviceGetTemperature", getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
+        if celsius is not None:
+            families["temperature"].add_metric(labels, float(celsius))
+        mhz = read("sm clock", "nvmlDeviceGetClockInfo", getattr(nvml, "NVML_CLOCK_SM", 1))
+        if mhz is not None:
+            families["sm_clock"].add_metric(labels, float(mhz) * 1e6)
+        if pids is not None:
+            self._read_upstream_memory(dev, read, labels, families, pids)
+
+    def _read_upstream_memory(
+        self,
+        dev: _Device,
+        read: Callable[..., Any],
+        labels: list[str],
+        families: dict[str, _Family],
+        pids: frozenset[int],
+    ) -> None:
+        used = 0
+        seen: set[int] = set()
+        answered = False
+        for what, call in (
+            ("compute processes", "nvmlDeviceGetComputeRunningProcesses"),
+            ("graphics processes", "nvmlDeviceGetGraphicsRunningProcesses"),
+        ):
+            procs = read(what, call)
+            if procs is None:
+                continue
+            answered = True
+            for proc in procs:
+                memory = getattr(proc, "usedGpuMemory", None)
+                # A process can be in both lists; None is NVML's "not available" (WDDM, MIG).
+                if proc.pid in pids and proc.pid not in seen and memory is not None:
+                    seen.add(proc.pid)
+                    used += int(memory)
+        if answered:
+            families["upstream_memory"].add_metric(labels, float(used))
+
+
+def _text(value: Any) -> str:
+    # pynvml returned bytes before 11.5 and str since; accept both.
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _families() -> dict[str, _Family]:
+    def gauge(name: str, doc: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, labels=_LABELS)
+
+    def counter(name: str, doc: str) -> CounterMetricFamily:
+        return CounterMetricFamily(name, doc, labels=_LABELS)
+
+    return {
+        "info": GaugeMetricFamily(
+            "infermeter_gpu_info", "GPUs NVML sees (always 1).", labels=[*_LABELS, "name", "driver_version"]
+        ),
+        "utilization": gauge("infermeter_gpu_utilization_ratio", "Share of NVML's last sampling period with a kernel running."),
+        "busy": counter(
+            "infermeter_gpu_busy_seconds",
+            "Utilization integrated over time by the sampler: rate() is the true average over any window.",
+        ),
+        "memory_used": gauge("infermeter_gpu_memory_used_bytes", "GPU memory in use."),
+        "memory_total": gauge("infermeter_gpu_memory_total_bytes", "GPU memory installed."),
+        "power": gauge("infermeter_gpu_power_watts", "Power drawn by the GPU."),
+        "energy": counter(
+            "infermeter_gpu_energy_joules",
+            "Energy used since the driver loaded (estimated from power on GPUs without an energy counter).",
+        ),
+        "temperature": gauge("infermeter_gpu_temperature_celsius", "GPU core temperature."),
+        "sm_clock": gauge("infermeter_gpu_sm_clock_hertz", "Current SM clock."),
+        "upstream_memory": gauge(
+            "infermeter_upstream_gpu_memory_used_bytes", "GPU memory held by the upstream process and its children."
+        ),
+    }

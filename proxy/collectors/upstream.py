@@ -1,0 +1,189 @@
+"""Upstream health: an HTTP probe every ``--probe-interval``, as an asyncio task.
+
+Without ``--probe-path`` the probe uses the first of ``PROBE_PATHS`` that answers 2xx,
+trying them all again each round until one does (a server may still be loading its
+model at start-up). ``upstream_up`` is the last probe's result; ``uptime_seconds``
+counts from the probe that first saw the upstream up after it was down. Changes of
+state are logged once each, never every probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import httpx
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from proxy.collectors.base import Status, log
+
+PROBE_PATHS = ("/health", "/v1/models", "/api/tags", "/")
+# A loopback health check answers in about a millisecond; the top buckets catch the
+# probe timeout (2 s by default) and slow remote upstreams.
+PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class UpstreamProbe:
+    """Probes the upstream from the event loop and exposes what it saw (a registry collector)."""
+
+    name = "upstream"
+
+    def __init__(
+        self,
+        upstream: str,
+        interval: float = 5.0,
+        timeout: float = 2.0,
+        connect_timeout: float = 5.0,
+        path: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._base = upstream.rstrip("/")
+        self._interval = interval
+        self._timeout = timeout
+        self._connect_timeout = min(connect_timeout, timeout)
+        self._path = path
+        self._clock = clock
+        self._client: httpx.AsyncClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()  # collect() may run on another thread than the probe
+        self._up: bool | None = None
+        self._up_since = 0.0
+        self._probes = {"success": 0, "failure": 0}
+        self._bucket_counts = [0] * (len(PROBE_BUCKETS) + 1)
+        self._duration_sum = 0.0
+        self._last_duration = 0.0
+        self._healthy = True
+
+    @property
+    def path(self) -> str | None:
+        """The probe path in use; None until one answered (when discovering)."""
+        return self._path
+
+    def ready(self) -> bool:
+        return self._up is True
+
+    def status(self) -> Status:
+        return Status(success=self._healthy, duration=self._last_duration)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        # Deliberate client settings: no proxies or .netrc from the environment (the
+        # probe must reach the upstream itself), no redirects, no cookies kept between
+        # probes, and a fresh connection per probe so a dead server cannot hide
+        # behind a pooled connection.
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=0),
+            trust_env=False,
+            follow_redirects=False,
+            headers={"User-Agent": "infermeter-probe"},
+        )
+        self._task = asyncio.create_task(self._run(), name="infermeter-upstream-probe")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await self.probe_once()
+                self._healthy = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a bug in one probe must not end the probing
+                if self._healthy:
+                    log.exception("upstream probe failed unexpectedly")
+                self._healthy = False
+            await asyncio.sleep(max(0.0, self._interval - (loop.time() - started)))
+
+    async def probe_once(self) -> bool:
+        """Probe once, record the result and return whether the upstream answered 2xx."""
+        assert self._client is not None, "start() the probe first"
+        paths = (self._path,) if self._path is not None else PROBE_PATHS
+        ok = False
+        started = self._clock()
+        duration = 0.0
+        detail = ""
+        for path in paths:
+            attempt = self._clock()
+            unreachable = False
+            try:
+                async with self._client.stream("GET", self._base + path) as response:
+                    ok = 200 <= response.status_code < 300
+                    detail = f"GET {path}: {response.status_code}"
+            except httpx.HTTPError as exc:
+                detail = f"GET {path}: {type(exc).__name__} {exc}".rstrip()
+                unreachable = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            duration = self._clock() - attempt
+            if ok:
+                if self._path is None:
+                    self._path = path
+                    log.info("upstream probe: using %s%s", self._base, path)
+                break
+            if unreachable:
+                break  # nobody listens: the other paths would only fail the same way
+        self._record(ok, duration, started, detail)
+        return ok
+
+    def _record(self, ok: bool, duration: float, started: float, detail: str) -> None:
+        with self._lock:
+            previous = self._up
+            self._probes["success" if ok else "failure"] += 1
+            self._duration_sum += duration
+            self._last_duration = duration
+            index = next((i for i, le in enumerate(PROBE_BUCKETS) if duration <= le), len(PROBE_BUCKETS))
+            self._bucket_counts[index] += 1
+            if ok and previous is not True:
+                self._up_since = started
+            self._up = ok
+        if ok and previous is not True:
+            log.info("upstream %s is up (%s)", self._base, detail)
+        elif not ok and previous is not False:
+            log.warning("upstream %s is down (%s)", self._base, detail or "no probe path answered")
+
+    def describe(self) -> Sequence[Metric]:
+        return _families()
+
+    def collect(self) -> Iterable[Metric]:
+        up, uptime, duration, probes = _families()
+        with self._lock:
+            is_up = self._up is True
+            up.add_metric([], 1.0 if is_up else 0.0)
+            uptime.add_metric([], max(0.0, self._clock() - self._up_since) if is_up else 0.0)
+            cumulative = 0
+            buckets: list[tuple[str, float]] = []
+            for le, count in zip((*PROBE_BUCKETS, float("inf")), self._bucket_counts):
+                cumulative += count
+                buckets.append((_le(le), float(cumulative)))
+            duration.add_metric([], buckets, self._duration_sum)
+            for result, count in self._probes.items():
+                probes.add_metric([result], float(count))
+        return [up, uptime, duration, probes]
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, HistogramMetricFamily, CounterMetricFamily]:
+    return (
+        GaugeMetricFamily("infermeter_upstream_up", "1 if the last probe of the upstream answered 2xx, else 0."),
+        GaugeMetricFamily(
+            "infermeter_upstream_uptime_seconds", "Seconds since the upstream last came up; 0 while it is down."
+        ),
+        HistogramMetricFamily("infermeter_upstream_probe_duration_seconds", "Time the upstream took to answer a probe."),
+        CounterMetricFamily("infermeter_upstream_probes_total", "Upstream probes by result.", labels=["result"]),
+    )
