@@ -1,0 +1,159 @@
+"""The selectable fallback transport (``--upstream-client httpx``): one ``httpx.AsyncClient``.
+
+httpx's defaults are wrong for a proxy (STYLE.md, "Known traps"), so every one that
+matters is set here: no cookie jar that remembers, no added headers, explicit timeouts
+and limits, no redirects, no proxy or certificate settings taken from the environment.
+It is several times slower per chunk than ``NativeTransport`` (DESIGN.md section 11).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import ssl
+import urllib.request
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from proxy.forward.base import RawHeaders
+from proxy.forward.errors import UpstreamConnectError, UpstreamReadError, UpstreamTimeout
+
+# Below the 5 s keep-alive timeout of uvicorn-based servers (vLLM and others), so we
+# drop an idle connection before the server does and rarely race its close.
+_KEEPALIVE_EXPIRY = 4.0
+
+
+class _NeverStoreJar(http.cookiejar.CookieJar):
+    """A shared client jar would replay one user's Set-Cookie to the next (GHSA-7vwr-g6pm-9hc8)."""
+
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return
+
+    def extract_cookies(self, response: Any, request: urllib.request.Request) -> None:
+        return
+
+
+class _RetryProbe:
+    """httpcore trace hook: was the connection reused, and how far did the request get?"""
+
+    __slots__ = ("fresh", "failed")
+
+    def __init__(self) -> None:
+        self.fresh = False
+        self.failed = ""
+
+    async def __call__(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            self.fresh = True
+        elif event.endswith(".failed") and not self.failed:
+            self.failed = event
+
+    def may_retry(self, exc: Exception) -> bool:
+        # Only when httpcore saw EOF with no response at all on a connection that had
+        # served before: the server closed it idle just as we sent, so it took nothing.
+        return (
+            not self.fresh
+            and self.failed == "http11.receive_response_headers.failed"
+            and isinstance(exc, httpx.RemoteProtocolError)
+            and str(exc).startswith("Server disconnected without sending a response")
+        )
+
+
+class _HttpxResponse:
+    __slots__ = ("status", "headers", "_response", "_url")
+
+    def __init__(self, response: httpx.Response, url: str) -> None:
+        self.status = response.status_code
+        self.headers: RawHeaders = list(response.headers.raw)
+        self._response = response
+        self._url = url
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        try:
+            # No chunk_size: httpx would otherwise hold bytes back until it has that many.
+            async for chunk in self._response.aiter_raw():
+                yield chunk
+        except httpx.TimeoutException as exc:
+            raise UpstreamReadError(f"upstream {self._url} stalled mid-response: {type(exc).__name__}") from exc
+        except (httpx.TransportError, OSError) as exc:
+            raise UpstreamReadError(f"upstream {self._url} broke off the response: {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        try:
+            # httpcore keeps the connection only if the body was read to its end.
+            await self._response.aclose()
+        except (httpx.TransportError, OSError):
+            pass
+
+
+class HttpxTransport:
+    """``proxy.forward.base.Transport`` on one deliberately configured ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 1024,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.url = base_url
+        self._base = httpx.URL(base_url)
+        self._prefix = urlsplit(base_url).path.rstrip("/")
+        self._read_timeout = read_timeout
+        self._client = httpx.AsyncClient(
+            # The system trust store, as NativeTransport uses, not certifi's bundle.
+            verify=ssl_context if ssl_context is not None else ssl.create_default_context(),
+            cookies=_NeverStoreJar(),  # httpx.Cookies(...) would copy it into a plain jar
+            timeout=httpx.Timeout(connect=connect_timeout, read=read_timeout, write=read_timeout, pool=connect_timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+            ),
+            follow_redirects=False,
+            trust_env=False,
+            http1=True,
+            http2=False,
+        )
+        # The client's default Accept, Accept-Encoding, Connection and User-Agent would
+        # be added to every relayed request; a proxy sends only what the client sent.
+        for name in list(self._client.headers.keys()):
+            del self._client.headers[name]
+
+    async def request(self, method: str, target: str, headers: RawHeaders, body: bytes) -> _HttpxResponse:
+        path = self._prefix + target
+        try:
+            raw_path = path.encode("latin-1")
+        except UnicodeEncodeError:
+            raw_path = path.encode("utf-8")
+        url = self._base.copy_with(raw_path=raw_path)
+        # httpx adds ``Content-Length: 0`` itself for an empty POST, PUT or PATCH.
+        content = body or None
+        for attempt in (0, 1):
+            probe = _RetryProbe()
+            request = self._client.build_request(method, url, headers=headers, content=content, extensions={"trace": probe})
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                raise UpstreamTimeout(self._timeout_message(exc)) from exc
+            except httpx.TransportError as exc:
+                if attempt == 0 and probe.may_retry(exc):
+                    continue
+                raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
+            except OSError as exc:
+                raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
+            return _HttpxResponse(response, self.url)
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def _timeout_message(self, exc: httpx.TimeoutException) -> str:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"no connection to upstream {self.url} within the connect timeout"
+        if isinstance(exc, httpx.PoolTimeout):
+            return f"no free connection to upstream {self.url} within the connect timeout"
+        return f"upstream {self.url} sent no response headers within {self._read_timeout:g} s"

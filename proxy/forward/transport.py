@@ -1,0 +1,528 @@
+"""The relay's upstream HTTP/1.1 client: asyncio protocol + httptools parser + keep-alive pool.
+
+This is the proxy's per-chunk cost (DESIGN.md section 11), so the body path is one
+``data_received`` -> ``feed_data`` -> ``on_body`` append and at most one future per
+wait; no task, timer or buffer is created per chunk. The read timeout is a single
+timer per response that re-arms itself lazily from the time of the last read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from proxy.forward.base import RawHeaders
+from proxy.forward.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
+
+# An upstream that never ends its headers must not grow our memory without bound.
+_MAX_HEAD_BYTES = 1 << 20
+# Unconsumed body bytes past which we stop reading, so a slow client backs up into TCP.
+_HIGH_WATER = 1 << 20
+# httpx sends ``Content-Length: 0`` for these even when empty; match it so both
+# transports put the same bytes on the wire.
+_LENGTH_WHEN_EMPTY = frozenset({"POST", "PUT", "PATCH"})
+# Interim responses that llhttp knows carry no body; any other 1xx is a protocol error.
+_INTERIM = frozenset({100, 102, 103})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _StaleConnection(Exception):
+    """A reused connection closed before any response byte: the request was not taken."""
+
+
+class _UpstreamOrigin:
+    """What the transport needs from the upstream URL, computed once."""
+
+    __slots__ = ("url", "scheme", "host", "port", "prefix", "host_header")
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"upstream must be an http:// or https:// URL with a host, got {base_url!r}")
+        self.url = base_url
+        self.scheme = parts.scheme
+        self.host = parts.hostname
+        default_port = _DEFAULT_PORTS[parts.scheme]
+        self.port = parts.port or default_port
+        self.prefix = parts.path.rstrip("/")
+        host = self.host if self.host.isascii() else self.host.encode("idna").decode("ascii")
+        authority = f"[{host}]" if ":" in host else host
+        if self.port != default_port:
+            authority = f"{authority}:{self.port}"
+        self.host_header = f"Host: {authority}\r\n".encode("ascii")
+
+
+def _request_head(origin: _UpstreamOrigin, method: str, target: str, headers: RawHeaders, body: bytes) -> bytes:
+    line = f"{method} {origin.prefix}{target} HTTP/1.1\r\n"
+    try:
+        first = line.encode("latin-1")
+    except UnicodeEncodeError:
+        first = line.encode("utf-8")
+    parts = [first, origin.host_header]
+    for name, value in headers:
+        parts += (name, b": ", value, b"\r\n")
+    if body or method in _LENGTH_WHEN_EMPTY:
+        parts.append(b"Content-Length: %d\r\n\r\n" % len(body))
+    else:
+        parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; serves one exchange at a time and is its own parser protocol."""
+
+    __slots__ = (
+        "_pool", "_loop", "_time", "_read_timeout", "transport", "_parser", "_timer", "_armed_at",
+        "_last_data", "_waiter", "_head_bytes", "_framed", "_is_head", "pending", "paused",
+        "status", "headers", "chunks", "headers_done", "complete", "keep_alive", "error", "timed_out",
+        "lost", "dirty", "reused", "counted",
+    )
+
+    def __init__(self, pool: NativeTransport, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
+        self._pool = pool
+        self._loop = loop
+        self._time: Callable[[], float] = loop.time
+        self._read_timeout = read_timeout
+        self.transport: asyncio.Transport | None = None
+        self._parser: httptools.HttpResponseParser | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed_at = 0.0
+        self._last_data = 0.0
+        self._waiter: asyncio.Future[None] | None = None
+        self._head_bytes = 0
+        self._framed = False
+        self._is_head = False
+        self.pending = 0
+        self.paused = False
+        self.status = 0
+        self.headers: RawHeaders = []
+        self.chunks: list[bytes] = []
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.error: BaseException | None = None
+        self.timed_out = False
+        self.lost = False
+        self.dirty = False
+        self.reused = False
+        self.counted = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            # Bytes nobody asked for: the connection's framing can no longer be trusted.
+            self.dirty = True
+            self.abort()
+            return
+        self._last_data = self._time()
+        if not self.headers_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD_BYTES:
+                self._fail(UpstreamConnectError(f"upstream {self._pool.url} sent over {_MAX_HEAD_BYTES} bytes without ending its headers"))
+                return
+        try:
+            parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(exc)
+            return
+        self.pending += len(data)
+        if self.pending > _HIGH_WATER and not self.paused and not self.complete and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        self.lost = True
+        self._closed_by_upstream(None)
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self._closed_by_upstream(exc)
+        self._cancel_timer()
+        self._pool._discard(self)
+
+    # -- httptools callbacks -----------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.dirty = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # trailers: the relay has already sent the head, so they are dropped
+        self.headers.append((name, value))
+        size = len(name)
+        if size == 14 and name.lower() == b"content-length":
+            self._framed = True
+        elif size == 17 and name.lower() == b"transfer-encoding" and value.rstrip().lower().endswith(b"chunked"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        status = self._parser.get_status_code()
+        if status < 200:
+            self.headers = []
+            self._framed = False
+            if status not in _INTERIM:
+                self._fail(UpstreamConnectError(f"upstream {self._pool.url} sent an unexpected {status} response"))
+            return
+        self.status = status
+        self.headers_done = True
+        if self._is_head:
+            self.complete = True
+            self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self.complete:
+            self.dirty = True  # a body after HEAD
+            return
+        self.chunks.append(body)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def on_message_complete(self) -> None:
+        if not self.headers_done or self.complete:
+            return  # the end of an interim response, or of a HEAD response's phantom body
+        assert self._parser is not None
+        self.complete = True
+        self.keep_alive = self._parser.should_keep_alive()
+        self._wake()
+
+    # -- exchange ----------------------------------------------------------------------
+
+    def start(self, head: bytes, body: bytes, is_head: bool) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._is_head = is_head
+        self._head_bytes = 0
+        self._framed = False
+        self.status = 0
+        self.headers = []
+        self.chunks = []
+        self.headers_done = self.complete = self.keep_alive = self.timed_out = False
+        self.error = None
+        self.pending = 0
+        self._armed_at = self._time()
+        self._timer = self._loop.call_at(self._armed_at + self._read_timeout, self._on_timer)
+        assert self.transport is not None
+        if len(body) <= 65536:
+            self.transport.write(head + body)
+        else:
+            self.transport.write(head)
+            self.transport.write(body)
+
+    async def wait_headers(self) -> None:
+        while not self.headers_done:
+            if self.error is not None:
+                raise self._head_error()
+            waiter = self._loop.create_future()
+            self._waiter = waiter
+            await waiter
+
+    def wait_body(self) -> asyncio.Future[None]:
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        if self._timer is None:
+            self._armed_at = self._time()
+            self._timer = self._loop.call_at(self._armed_at + self._read_timeout, self._on_timer)
+        return waiter
+
+    def read_error(self) -> UpstreamReadError:
+        error = self.error
+        if isinstance(error, UpstreamReadError):
+            return error
+        return UpstreamReadError(f"upstream {self._pool.url} broke off the response: {_describe(error)}")
+
+    def reusable(self) -> bool:
+        return self.complete and self.keep_alive and not (self.lost or self.dirty) and self.error is None
+
+    def park(self) -> None:
+        """Forget the finished exchange so idle bytes or EOF are seen as such."""
+        self._cancel_timer()
+        self._parser = None
+        self.chunks = []
+        self.headers = []
+        self.pending = 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def resume(self) -> None:
+        self.paused = False
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def abort(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.abort()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _head_error(self) -> UpstreamError:
+        """The error to raise for a failure before the headers (``_StaleConnection`` to retry)."""
+        error = self.error
+        if self.timed_out:
+            return UpstreamTimeout(f"upstream {self._pool.url} sent no response headers within {self._read_timeout:g} s")
+        if isinstance(error, UpstreamError):
+            return error
+        if self.reused and self._head_bytes == 0:
+            raise _StaleConnection()
+        return UpstreamConnectError(f"upstream {self._pool.url} failed before sending response headers: {_describe(error)}")
+
+    def _closed_by_upstream(self, exc: Exception | None) -> None:
+        if self._parser is None or self.complete or self.error is not None:
+            return
+        if self.headers_done and not self._framed and exc is None:
+            self.complete = True  # a close-delimited body ends here
+            self.keep_alive = False
+        else:
+            self.error = exc if exc is not None else ConnectionResetError("upstream closed the connection")
+        self._wake()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.complete or self.error is not None or self._parser is None:
+            return
+        if not self.headers_done:
+            self.timed_out = True
+            self._fail(ConnectionAbortedError("response headers timed out"))
+            return
+        if self._waiter is None:
+            return  # nobody is waiting: the next wait re-arms
+        deadline = max(self._last_data, self._armed_at) + self._read_timeout
+        if self._time() >= deadline:
+            self.timed_out = True
+            self._fail(UpstreamReadError(f"upstream {self._pool.url} sent nothing for {self._read_timeout:g} s mid-response"))
+        else:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _fail(self, exc: BaseException) -> None:
+        if self.error is None and not self.complete:
+            self.error = exc
+        self._wake()
+        self.abort()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "connection closed"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _NativeResponse:
+    __slots__ = ("status", "headers", "_conn", "_pool")
+
+    def __init__(self, pool: NativeTransport, conn: _Connection) -> None:
+        self.status = conn.status
+        self.headers = conn.headers
+        self._conn: _Connection | None = conn
+        self._pool = pool
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        conn = self._conn
+        if conn is None:
+            return
+        chunks = conn.chunks
+        while True:
+            if chunks:
+                # Pieces parsed from one read are handed over together; nothing waits for more.
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                conn.pending = 0
+                if conn.paused:
+                    conn.resume()
+                yield data
+            elif conn.complete:
+                return
+            elif conn.error is not None:
+                raise conn.read_error()
+            else:
+                await conn.wait_body()
+
+    async def aclose(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            self._pool._release(conn)
+
+
+class NativeTransport:
+    """Keep-alive HTTP/1.1 client for one upstream (``proxy.forward.base.Transport``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 1024,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._origin = _UpstreamOrigin(base_url)
+        self.url = base_url
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_connections = max_connections
+        self._ssl: ssl.SSLContext | None = None
+        if self._origin.scheme == "https":
+            self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._idle: list[_Connection] = []
+        self._open = 0
+        self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._closed = False
+
+    async def request(self, method: str, target: str, headers: RawHeaders, body: bytes) -> _NativeResponse:
+        head = _request_head(self._origin, method, target, headers, body)
+        is_head = method == "HEAD"
+        retried = False
+        while True:
+            conn = await self._acquire()
+            try:
+                conn.start(head, body, is_head)
+                await conn.wait_headers()
+            except _StaleConnection:
+                conn.abort()
+                if retried:
+                    raise UpstreamConnectError(f"upstream {self.url} closed the connection before responding") from None
+                retried = True
+                continue
+            except BaseException:
+                conn.abort()
+                raise
+            return _NativeResponse(self, conn)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.abort()
+
+    # -- pool --------------------------------------------------------------------------
+
+    async def _acquire(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._connect_timeout
+        while True:
+            idle = self._idle
+            while idle:
+                conn = idle.pop()  # the most recently used is the least likely to have gone stale
+                if conn.lost or conn.transport is None or conn.transport.is_closing():
+                    continue
+                conn.reused = True
+                return conn
+            if self._open < self._max_connections:
+                self._open += 1
+                try:
+                    conn = await self._connect(loop)
+                except BaseException:
+                    self._open -= 1
+                    self._wake_slot()
+                    raise
+                if conn.lost:
+                    self._open -= 1
+                    self._wake_slot()
+                    raise UpstreamConnectError(f"upstream {self.url} closed the connection as it opened")
+                conn.counted = True
+                return conn
+            await self._wait_slot(loop, deadline)
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+        origin = self._origin
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Connection(self, loop, self._read_timeout),
+                    origin.host,
+                    origin.port,
+                    ssl=self._ssl,
+                    server_hostname=origin.host if self._ssl is not None else None,
+                ),
+                self._connect_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(f"no connection to upstream {self.url} within {self._connect_timeout:g} s") from None
+        except OSError as exc:  # refused, unresolvable, unreachable, TLS handshake or certificate failure
+            raise UpstreamConnectError(f"cannot connect to upstream {self.url}: {_describe(exc)}") from exc
+        return conn
+
+    async def _wait_slot(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise UpstreamTimeout(f"all {self._max_connections} connections to upstream {self.url} stayed busy for {self._connect_timeout:g} s")
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, remaining)
+        except asyncio.TimeoutError:
+            raise UpstreamTimeout(f"all {self._max_connections} connections to upstream {self.url} stayed busy for {self._connect_timeout:g} s") from None
+        except BaseException:
+            # A wake-up meant for us must not be lost with us.
+            if waiter.done() and not waiter.cancelled():
+                self._wake_slot()
+            raise
+        finally:
+            try:
+                self._slot_waiters.remove(waiter)
+            except ValueError:
+                pass
+
+    def _wake_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _release(self, conn: _Connection) -> None:
+        if conn.reusable() and not self._closed and conn.transport is not None and not conn.transport.is_closing():
+            conn.park()
+            self._idle.append(conn)
+            self._wake_slot()
+        else:
+            conn.abort()
+
+    def _discard(self, conn: _Connection) -> None:
+        if conn.counted:
+            conn.counted = False
+            self._open -= 1
+            try:
+                self._idle.remove(conn)
+            except ValueError:
+                pass
+            self._wake_slot()
