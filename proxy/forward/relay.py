@@ -9,6 +9,7 @@ and the model stops generating (uvicorn's ``send`` returns silently after a disc
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from time import perf_counter_ns
@@ -22,7 +23,8 @@ from proxy.forward.errors import UpstreamError, UpstreamReadError, UpstreamTimeo
 from proxy.forward.headers import client_response_headers, header_value, upstream_request_headers
 from proxy.metrics.recorder import Recorder
 from proxy.stream.base import RequestInfo, Tap
-from proxy.stream.endpoints import classify
+from proxy.stream.endpoints import CHAT_COMPLETIONS, COMPLETIONS, classify
+from proxy.stream.inject import UsageStripper, add_include_usage
 from proxy.stream.request import inspect_request
 from proxy.stream.taps import make_tap
 from proxy.timing import CANCELLED, REJECTED, UPSTREAM_ERROR, RequestRecord
@@ -37,6 +39,7 @@ log = logging.getLogger("infermeter.relay")
 CLIENT_CLOSED = 499
 _NO_INFO = RequestInfo()
 _STREAMING_TYPES = (b"text/event-stream", b"application/x-ndjson")
+_OPENAI_STREAMS = frozenset({CHAT_COMPLETIONS, COMPLETIONS})
 
 
 class StreamAborted(Exception):
@@ -77,6 +80,7 @@ class Relay:
         self.recorder = recorder
         self.max_body = settings.max_request_bytes
         self.upstream_name = settings.upstream
+        self.inject_usage = settings.inject_usage
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = RequestRecord(classify(scope["path"]), perf_counter_ns())
@@ -106,6 +110,12 @@ class Relay:
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body) if observe else _NO_INFO
         rec.model = info.model
+        inject = False
+        if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:
+            injected = add_include_usage(body)
+            if injected is not None:
+                body, inject = injected, True
+                info = dataclasses.replace(info, include_usage=True)
 
         task = asyncio.current_task()
         assert task is not None
@@ -138,13 +148,22 @@ class Relay:
             # A compressed body cannot be read without decompressing it: relay, don't parse.
             if observe and header_value(response.headers, b"content-encoding") in (None, b"identity"):
                 tap = make_tap(rec.endpoint, ctype, info)
-            await send({"type": "http.response.start", "status": response.status,
-                        "headers": client_response_headers(response.headers)})
+            headers = client_response_headers(response.headers)
+            stripper = None
+            if inject and ctype.startswith(b"text/event-stream"):
+                stripper = UsageStripper()
+                headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+            await send({"type": "http.response.start", "status": response.status, "headers": headers})
             last = 0
             try:
                 async for chunk in response.aiter_raw():
                     last = perf_counter_ns()
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if stripper is None:
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    else:
+                        out = stripper.feed(chunk)
+                        if out:
+                            await send({"type": "http.response.body", "body": out, "more_body": True})
                     if tap is not None:
                         n = tap.feed(chunk)
                         if n:
@@ -159,7 +178,7 @@ class Relay:
                 if n:
                     rec.tokens(n, last)
             watch.done = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": stripper.close() if stripper else b"", "more_body": False})
             rec.t_end = perf_counter_ns()
             return tap
         except asyncio.CancelledError:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.metrics import scrape
-from tests.support.servers import ThreadServer
+from tests.support.servers import ChildProcess, ThreadServer, free_port
 
 PROMTOOL = shutil.which("promtool")
 
@@ -63,3 +63,14 @@ def test_metrics_token_and_separate_port(sim: ThreadServer, start_proxy: Callabl
 
 def test_healthz(proxy: ThreadServer) -> None:
     assert httpx.get(proxy.url + "/healthz").json() == {"status": "ok"}
+
+
+def test_metrics_on_their_own_port(sim: ThreadServer) -> None:
+    port, metrics_port = free_port(), free_port()
+    with ChildProcess(["serve", "--upstream", sim.url, "--port", str(port), "--metrics-port", str(metrics_port),
+                       "--collectors", "none", "--log-level", "warning"], port):
+        _traffic(f"http://127.0.0.1:{port}")
+        m = scrape(f"http://127.0.0.1:{metrics_port}")
+        assert m.get("infermeter_requests_total", endpoint="chat_completions") == 1
+        # On the main port /metrics is an ordinary path, relayed to the upstream.
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404

@@ -1,0 +1,60 @@
+"""The command line: every flag has an env var, bad values stop the start with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from proxy.cli import SERVE_FLAGS, SIM_FLAGS, build_parser, main
+from proxy.config import ConfigError, Settings
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+    return subprocess.run([sys.executable, "-m", "proxy", *args], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--upstream", "ftp://x"], "--upstream"),
+    (["--port", "70000"], "--port"),
+    (["--port", "eighty"], "--port"),
+    (["--read-timeout", "-1"], "--read-timeout"),
+    (["--collectors", "system,disk"], "--collectors"),
+    (["--upstream-client", "curl"], "--upstream-client"),
+    (["--max-models", "0"], "--max-models"),
+])
+def test_bad_serve_values_fail_with_one_line(args: list[str], flag: str) -> None:
+    result = _run("serve", *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0], result.stderr
+
+
+def test_env_var_names_the_flag_it_set() -> None:
+    result = _run("serve", env={"INFERMETER_READ_TIMEOUT": "soon"})
+    assert result.returncode == 2
+    assert "--read-timeout (from INFERMETER_READ_TIMEOUT)" in result.stderr
+
+
+def test_every_serve_flag_maps_to_a_setting_and_an_env_var() -> None:
+    fields = set(Settings.__dataclass_fields__)
+    assert {f.replace("-", "_") for f in SERVE_FLAGS} == fields
+    assert build_parser().parse_args(["serve"]).command == "serve"
+    help_text = _run("serve", "--help").stdout
+    for flag in SERVE_FLAGS:
+        assert f"--{flag}" in help_text and "INFERMETER_" + flag.upper().replace("-", "_") in help_text
+    sim_help = _run("simulate", "--help").stdout
+    for flag in SIM_FLAGS:
+        assert "INFERMETER_SIM_" + flag.upper().replace("-", "_") in sim_help
+
+
+def test_simulator_rejects_bad_values() -> None:
+    assert main(["simulate", "--tbt", "-1"]) == 2
+
+
+def test_settings_reject_equal_ports() -> None:
+    with pytest.raises(ConfigError, match="--metrics-port"):
+        Settings(port=9000, metrics_port=9000)
