@@ -1,0 +1,125 @@
+"""``build_collectors``: the metric contract of DESIGN.md section 6, flags, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import prometheus_client
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from proxy.collectors import build_collectors
+from proxy.config import Settings
+from tests.collectors.fake_nvml import FakeGpu, FakeNvml
+from tests.collectors.helpers import Upstream, scrape, value, wait_for
+
+GPU = ("gpu", "uuid")
+# Every series the collectors export, with its label names (DESIGN.md section 6).
+CONTRACT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "infermeter_upstream_up": ("gauge", ()),
+    "infermeter_upstream_uptime_seconds": ("gauge", ()),
+    "infermeter_upstream_probe_duration_seconds": ("histogram", ()),
+    "infermeter_upstream_probes": ("counter", ("result",)),
+    "infermeter_upstream_process_resident_memory_bytes": ("gauge", ()),
+    "infermeter_upstream_process_cpu_seconds": ("counter", ()),
+    "infermeter_upstream_process_start_time_seconds": ("gauge", ()),
+    "infermeter_host_memory_total_bytes": ("gauge", ()),
+    "infermeter_host_memory_available_bytes": ("gauge", ()),
+    "infermeter_host_cpu_seconds": ("counter", ("mode",)),
+    "infermeter_gpu_info": ("gauge", (*GPU, "name", "driver_version")),
+    "infermeter_gpu_utilization_ratio": ("gauge", GPU),
+    "infermeter_gpu_busy_seconds": ("counter", GPU),
+    "infermeter_gpu_memory_used_bytes": ("gauge", GPU),
+    "infermeter_gpu_memory_total_bytes": ("gauge", GPU),
+    "infermeter_gpu_power_watts": ("gauge", GPU),
+    "infermeter_gpu_energy_joules": ("counter", GPU),
+    "infermeter_gpu_temperature_celsius": ("gauge", GPU),
+    "infermeter_gpu_sm_clock_hertz": ("gauge", GPU),
+    "infermeter_upstream_gpu_memory_used_bytes": ("gauge", GPU),
+    "infermeter_collector_success": ("gauge", ("collector",)),
+    "infermeter_collector_duration_seconds": ("gauge", ("collector",)),
+}
+
+
+def test_every_series_of_the_contract_is_exported_with_its_labels() -> None:
+    registry = CollectorRegistry()
+    with Upstream() as upstream:
+        gpu = FakeGpu(uuid="GPU-0", utilization=55, processes=[(upstream.pid, 2 * 1024**3)])
+        settings = Settings(upstream=upstream.url, sample_interval=0.05, probe_interval=0.2)
+        collectors = build_collectors(settings, registry, nvml=FakeNvml([gpu]))
+
+        async def scenario() -> str:
+            await collectors.start()
+            try:
+                await asyncio.to_thread(
+                    wait_for, lambda: value(scrape(registry), "infermeter_upstream_gpu_memory_used_bytes", gpu="0", uuid="GPU-0") is not None
+                )
+                await asyncio.to_thread(wait_for, collectors.upstream_ready)
+                return prometheus_client.generate_latest(registry).decode()
+            finally:
+                await collectors.stop()
+
+        text = asyncio.run(scenario())
+    seen = {f.name: f for f in text_string_to_metric_families(text)}
+    assert set(seen) == set(CONTRACT)
+    for name, (kind, labels) in CONTRACT.items():
+        family = seen[name]
+        assert family.type == kind, name
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == set(labels), sample
+    modes = {s.labels["mode"] for s in seen["infermeter_host_cpu_seconds"].samples}
+    assert modes == {"user", "system", "idle", "iowait", "other"}
+    assert {s.labels["collector"] for s in seen["infermeter_collector_success"].samples} == {"system", "gpu", "upstream"}
+    assert all(s.value == 1 for s in seen["infermeter_collector_success"].samples)
+
+
+def test_disabled_collectors_export_nothing_and_readiness_needs_no_probe() -> None:
+    registry = CollectorRegistry()
+    collectors = build_collectors(Settings(collectors=("system",)), registry, nvml=FakeNvml([FakeGpu(uuid="GPU-0")]))
+    assert collectors.probe is None and collectors.upstream_ready()
+    asyncio.run(collectors.start())
+    try:
+        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="system") == 1)
+        data = scrape(registry)
+    finally:
+        asyncio.run(collectors.stop())
+    assert {labels for name, labels in data if name == "infermeter_collector_success"} == {(("collector", "system"),)}
+    assert not any(name.startswith(("infermeter_gpu_", "infermeter_upstream_up")) for name, _ in data)
+
+    none = CollectorRegistry()
+    idle = build_collectors(Settings(collectors=()), none)
+    asyncio.run(idle.start())
+    asyncio.run(idle.stop())
+    assert idle.upstream_ready() and scrape(none) == {}
+
+
+def test_nothing_goes_to_the_global_registry_and_names_are_declared() -> None:
+    before = set(prometheus_client.REGISTRY._names_to_collectors)
+    registry = CollectorRegistry()
+    build_collectors(Settings(), registry)
+    assert set(prometheus_client.REGISTRY._names_to_collectors) == before
+    # describe() declares every name, so a second set in one registry is refused, not merged.
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        build_collectors(Settings(), registry)
+
+
+def test_stop_is_prompt_while_a_gpu_read_hangs() -> None:
+    gpu = FakeGpu(uuid="GPU-0", hang_in="nvmlDeviceGetPowerUsage")
+    collectors = build_collectors(
+        Settings(upstream="http://192.0.2.1:8000", collectors=("gpu",), sample_interval=0.05), CollectorRegistry(),
+        nvml=FakeNvml([gpu]),
+    )
+
+    async def scenario() -> float:
+        await collectors.start()
+        await asyncio.sleep(0.2)
+        started = time.perf_counter()
+        await collectors.stop()
+        return time.perf_counter() - started
+
+    try:
+        assert asyncio.run(scenario()) < 3.0
+    finally:
+        gpu.release.set()
