@@ -1,0 +1,99 @@
+"""Anthropic Messages (``/v1/messages``).
+
+Streams are SSE with named events: ``message_start`` (model, input usage, the initial
+output count), content blocks (``content_block_delta`` with ``text_delta``,
+``thinking_delta`` or ``input_json_delta`` is a token event; ``signature_delta`` and
+``citations_delta`` are not), ``message_delta`` (the stop reason and the cumulative
+output count), ``message_stop``, ``ping`` and ``error``. Unknown events are ignored,
+as Anthropic's versioning policy asks of clients. Only events that can carry tokens,
+usage or the model are parsed.
+
+Input tokens are ``input_tokens`` plus the cache-creation and cache-read counts: the
+API reports the cached part of the prompt separately, and the other formats count the
+whole prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orjson import loads
+
+from proxy.stream.base import StreamSummary
+from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.sse import MESSAGE
+
+_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_CACHE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
+    if event == b"content_block_delta":
+        return _delta(loads(data).get("delta"))
+    if event == b"message_start":
+        _message(summary, loads(data).get("message"))
+    elif event == b"message_delta":
+        obj = loads(data)
+        _usage(summary, obj.get("usage"))
+        delta = obj.get("delta")
+        if delta:
+            _stop(summary, delta.get("stop_reason"))
+    elif event == MESSAGE:
+        # No ``event:`` line: the type is only in the data.
+        obj = loads(data)
+        kind = obj.get("type")
+        if kind == "content_block_delta":
+            return _delta(obj.get("delta"))
+        if kind == "message_start":
+            _message(summary, obj.get("message"))
+        elif kind == "message_delta":
+            _usage(summary, obj.get("usage"))
+            _stop(summary, (obj.get("delta") or {}).get("stop_reason"))
+        elif kind == "error":
+            set_finish(summary, "error")
+    return 0
+
+
+def on_json(summary: StreamSummary, body: Any) -> None:
+    if body.get("type") == "error":
+        set_finish(summary, "error")
+        return
+    _message(summary, body)
+    _stop(summary, body.get("stop_reason"))
+
+
+def _delta(delta: Any) -> int:
+    field = _DELTA_TEXT.get(delta.get("type"))
+    return 1 if field is not None and delta.get(field) else 0
+
+
+def _message(summary: StreamSummary, message: Any) -> None:
+    if message:
+        set_model(summary, message.get("model"))
+        _usage(summary, message.get("usage"))
+
+
+def _usage(summary: StreamSummary, usage: Any) -> None:
+    if not usage:
+        return
+    tokens = count(usage.get("input_tokens"))
+    if tokens is not None:
+        for field in _CACHE_FIELDS:
+            tokens += count(usage.get(field)) or 0
+        summary.input_tokens = tokens
+    tokens = count(usage.get("output_tokens"))
+    if tokens is not None:
+        summary.output_tokens = tokens
+
+
+def _stop(summary: StreamSummary, reason: Any) -> None:
+    if reason:
+        set_finish(summary, _STOP.get(reason, "other"))

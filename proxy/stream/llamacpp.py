@@ -1,0 +1,55 @@
+"""llama.cpp's native ``/completion``.
+
+The stream is SSE ``data:`` events ``{"content": ..., "stop": false}``, a token event
+when ``content`` is non-empty; the last has ``stop: true`` with ``model``,
+``tokens_predicted`` (out), ``tokens_evaluated`` (in) and ``stop_type`` (``eos`` or
+``word``: stop; ``limit``: length). Servers older than ``stop_type`` send
+``stopped_eos``/``stopped_word``/``stopped_limit`` flags instead. Errors arrive as an
+``error:`` line, which the SSE framer reports as an ``error`` event. A non-streaming
+body is the final object with the whole output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orjson import loads
+
+from proxy.stream.base import StreamSummary
+from proxy.stream.fields import count, set_finish, set_model
+
+_STOP_TYPE = {"eos": "stop", "word": "stop", "limit": "length"}
+
+
+def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
+    return apply(summary, loads(data))
+
+
+def on_json(summary: StreamSummary, body: Any) -> None:
+    apply(summary, body)
+
+
+def apply(summary: StreamSummary, obj: Any) -> int:
+    """Read one event (or a whole non-streaming body); return 1 if it carries output."""
+    if obj.get("error"):
+        set_finish(summary, "error")
+        return 0
+    if obj.get("stop"):
+        set_model(summary, obj.get("model"))
+        tokens = count(obj.get("tokens_predicted"))
+        if tokens is not None:
+            summary.output_tokens = tokens
+        tokens = count(obj.get("tokens_evaluated"))
+        if tokens is not None:
+            summary.input_tokens = tokens
+        set_finish(summary, _finish(obj))
+    return 1 if obj.get("content") else 0
+
+
+def _finish(obj: Any) -> str:
+    stop_type = obj.get("stop_type")
+    if stop_type is not None:
+        return _STOP_TYPE.get(stop_type, "other")
+    if obj.get("stopped_eos") or obj.get("stopped_word"):
+        return "stop"
+    return "length" if obj.get("stopped_limit") else "other"

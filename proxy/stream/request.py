@@ -1,0 +1,44 @@
+"""Read what a meter needs from the client's request body: model, stream, include_usage.
+
+Each format says "stream" its own way: OpenAI, Anthropic and llama.cpp default to a
+single JSON answer unless ``stream`` is true; Ollama streams unless ``stream`` is
+false; TGI streams on ``/generate_stream`` whatever the body says. A body that is not
+a JSON object gives the defaults; nothing here raises.
+"""
+
+from __future__ import annotations
+
+from orjson import loads
+
+from proxy.stream.base import RequestInfo
+from proxy.stream.endpoints import EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, OTHER, TGI_GENERATE
+
+_DEFAULT = RequestInfo()
+
+
+def inspect_request(endpoint: str, body: bytes, path: str | None = None) -> RequestInfo:
+    """Summarize a request body; ``path`` tells TGI's ``/generate_stream`` from ``/generate``."""
+    if endpoint == OTHER or not body:
+        return _DEFAULT
+    try:
+        obj = loads(body)
+    except Exception:
+        return _DEFAULT
+    if type(obj) is not dict:
+        return _DEFAULT
+    model = obj.get("model")
+    requested = obj.get("stream")
+    if endpoint == OLLAMA_CHAT or endpoint == OLLAMA_GENERATE:
+        stream = requested is not False  # Ollama's `stream` is a *bool: absent or null means true
+    elif endpoint == TGI_GENERATE:
+        stream = requested is True or (path is not None and path.partition("?")[0].endswith("/generate_stream"))
+    elif endpoint == EMBEDDINGS:
+        stream = False
+    else:
+        stream = requested is True
+    options = obj.get("stream_options")
+    return RequestInfo(
+        model=model if type(model) is str and model else None,
+        stream=stream,
+        include_usage=type(options) is dict and options.get("include_usage") is True,
+    )

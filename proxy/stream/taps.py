@@ -1,0 +1,87 @@
+"""Choose the tap for a response from its endpoint and Content-Type.
+
+``text/event-stream`` gets the format's SSE tap, ``application/x-ndjson`` (or Ollama's
+JSON-typed stream) the NDJSON tap, ``application/json`` the JSON-body tap. A missing
+Content-Type falls back on what the request asked for. Any other type (an HTML error
+page from a gateway, say) and the ``other`` endpoint get no tap: there is nothing a
+meter can read from them, and the relay skips the tap's cost entirely.
+"""
+
+from __future__ import annotations
+
+from proxy.stream import anthropic, llamacpp, ollama, openai, responses, tgi
+from proxy.stream.base import RequestInfo, Tap
+from proxy.stream.embeddings import EmbeddingsTap
+from proxy.stream.endpoints import (
+    CHAT_COMPLETIONS,
+    COMPLETIONS,
+    EMBEDDINGS,
+    LLAMACPP_COMPLETION,
+    MESSAGES,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    RESPONSES,
+    TGI_GENERATE,
+)
+from proxy.stream.jsonbody import JSONBodyTap, JSONHandler
+from proxy.stream.ndjson import LineHandler, NDJSONTap
+from proxy.stream.sse import SSEHandler, SSETap
+
+_SSE: dict[str, SSEHandler] = {
+    CHAT_COMPLETIONS: openai.on_sse,
+    COMPLETIONS: openai.on_sse,
+    RESPONSES: responses.on_sse,
+    MESSAGES: anthropic.on_sse,
+    TGI_GENERATE: tgi.on_sse,
+    LLAMACPP_COMPLETION: llamacpp.on_sse,
+}
+_NDJSON: dict[str, LineHandler] = {
+    OLLAMA_CHAT: ollama.on_line,
+    OLLAMA_GENERATE: ollama.on_line,
+}
+_JSON: dict[str, JSONHandler] = {
+    CHAT_COMPLETIONS: openai.on_json,
+    COMPLETIONS: openai.on_json,
+    RESPONSES: responses.on_json,
+    MESSAGES: anthropic.on_json,
+    TGI_GENERATE: tgi.on_json,
+    LLAMACPP_COMPLETION: llamacpp.on_json,
+    OLLAMA_CHAT: ollama.on_json,
+    OLLAMA_GENERATE: ollama.on_json,
+}
+
+_SSE_TYPES = frozenset({b"text/event-stream"})
+_NDJSON_TYPES = frozenset({b"application/x-ndjson", b"application/ndjson", b"application/jsonl", b"application/x-jsonlines"})
+
+
+def _framing(endpoint: str, content_type: bytes | None, info: RequestInfo) -> str | None:
+    media = content_type.partition(b";")[0].strip().lower() if content_type else b""
+    if not media:
+        if not info.stream:
+            return "json"
+        return "ndjson" if endpoint in _NDJSON else "sse"
+    if media in _SSE_TYPES:
+        return "sse"
+    if media in _NDJSON_TYPES:
+        return "ndjson"
+    if media == b"application/json" or media.endswith(b"+json"):
+        # Ollama streams answer with a JSON type on some versions and proxies.
+        return "ndjson" if info.stream and endpoint in _NDJSON else "json"
+    return None
+
+
+def make_tap(endpoint: str, content_type: bytes | None, info: RequestInfo) -> Tap | None:
+    """A fresh tap for one response, or None when the response is not metered."""
+    framing = _framing(endpoint, content_type, info)
+    if framing == "json":
+        if endpoint == EMBEDDINGS:
+            return EmbeddingsTap()
+        json_handler = _JSON.get(endpoint)
+        return JSONBodyTap(json_handler) if json_handler is not None else None
+    if framing == "sse":
+        sse_handler = _SSE.get(endpoint)
+        return SSETap(sse_handler) if sse_handler is not None else None
+    if framing == "ndjson":
+        line_handler = _NDJSON.get(endpoint)
+        return NDJSONTap(line_handler) if line_handler is not None else None
+    return None
