@@ -108,7 +108,7 @@ class Relay:
         if body is None:
             return None
         observe = self.recorder is not None and rec.endpoint != "other"
-        info = inspect_request(rec.endpoint, body) if observe else _NO_INFO
+        info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
         rec.model = info.model
         inject = False
         if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:
