@@ -16,9 +16,13 @@ import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 
 from proxy.collectors.base import Sample, log
 from proxy.collectors.process import UpstreamProcessLocator
@@ -35,7 +39,7 @@ _REINIT = frozenset({_UNINITIALIZED, _DRIVER_NOT_LOADED, _LIB_RM_VERSION_MISMATC
 
 _LABELS = ["gpu", "uuid"]
 
-_Family = Union[GaugeMetricFamily, CounterMetricFamily]
+_Family = GaugeMetricFamily | CounterMetricFamily
 
 
 @dataclass

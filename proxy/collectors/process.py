@@ -61,7 +61,12 @@ class UpstreamProcessLocator:
             now = self._clock()
             if self._tree is not None and now - self._tree_at < self._tree_ttl:
                 return self._tree
-            self._tree = self._refresh(now)
+            try:
+                self._tree = self._refresh(now)
+            except self._ps.Error as exc:
+                # Whatever psutil raises here, the readers carry on without the process.
+                log.debug("upstream process lookup failed: %s", exc)
+                self._root, self._tree = None, None
             self._tree_at = now
             return self._tree
 

@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import psutil
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 
 from proxy.collectors.base import Sample
 from proxy.collectors.process import UpstreamProcessLocator

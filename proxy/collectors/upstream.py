@@ -16,7 +16,12 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import httpx
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from proxy.collectors.base import Status, log
 

@@ -62,65 +62,65 @@ class FakeNvml:
             gpu.release.wait(30)
         return gpu
 
-    def nvmlInit(self) -> None:  # noqa: N802 - pynvml's names
+    def nvmlInit(self) -> None:
         if self.init_error is not None:
             raise pynvml.NVMLError(self.init_error)
         self.initialised = True
 
-    def nvmlShutdown(self) -> None:  # noqa: N802
+    def nvmlShutdown(self) -> None:
         self.initialised = False
 
-    def nvmlSystemGetDriverVersion(self) -> str:  # noqa: N802
+    def nvmlSystemGetDriverVersion(self) -> str:
         return self.driver
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802
+    def nvmlDeviceGetCount(self) -> int:
         return len(self.gpus)
 
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> _Handle:
         if not 0 <= index < len(self.gpus):
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return _Handle(index)
 
-    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:
         return self._gpu(handle, "nvmlDeviceGetUUID").uuid
 
-    def nvmlDeviceGetName(self, handle: _Handle) -> str:  # noqa: N802
+    def nvmlDeviceGetName(self, handle: _Handle) -> str:
         return self._gpu(handle, "nvmlDeviceGetName").name
 
-    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> Any:  # noqa: N802
+    def nvmlDeviceGetUtilizationRates(self, handle: _Handle) -> Any:
         gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
         percent = gpu.utilization() if callable(gpu.utilization) else gpu.utilization
         return pynvml.c_nvmlUtilization_t(gpu=percent, memory=percent // 2)
 
-    def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: Any = None) -> Any:  # noqa: N802
+    def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: Any = None) -> Any:
         gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
         return pynvml.c_nvmlMemory_t(
             total=gpu.memory_total, free=gpu.memory_total - gpu.memory_used, used=gpu.memory_used
         )
 
-    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:
         return self._gpu(handle, "nvmlDeviceGetPowerUsage").power_mw
 
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:  # noqa: N802
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
         return self._gpu(handle, "nvmlDeviceGetTotalEnergyConsumption").energy_mj
 
-    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:  # noqa: N802
+    def nvmlDeviceGetTemperature(self, handle: _Handle, sensor: int) -> int:
         gpu = self._gpu(handle, "nvmlDeviceGetTemperature")
         if sensor != pynvml.NVML_TEMPERATURE_GPU:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return gpu.temperature
 
-    def nvmlDeviceGetClockInfo(self, handle: _Handle, type: int) -> int:  # noqa: N802, A002 - pynvml's signature
+    def nvmlDeviceGetClockInfo(self, handle: _Handle, type: int) -> int:
         gpu = self._gpu(handle, "nvmlDeviceGetClockInfo")
         if type != pynvml.NVML_CLOCK_SM:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_INVALID_ARGUMENT)
         return gpu.sm_clock_mhz
 
-    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[Any]:  # noqa: N802
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[Any]:
         gpu = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses")
         return [_process(pid, used) for pid, used in gpu.processes]
 
-    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: _Handle) -> list[Any]:  # noqa: N802
+    def nvmlDeviceGetGraphicsRunningProcesses(self, handle: _Handle) -> list[Any]:
         self._gpu(handle, "nvmlDeviceGetGraphicsRunningProcesses")
         return []
 

@@ -12,7 +12,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
-from tests.collectors.helpers import Series, Upstream, simulator_available, series, value, wait_for
+from tests.collectors.helpers import (
+    Series,
+    Upstream,
+    series,
+    simulator_available,
+    value,
+    wait_for,
+)
 from tests.support.servers import ChildProcess, ThreadServer, free_port
 
 pytestmark = pytest.mark.skipif(not simulator_available(), reason="the simulator is not written yet")

@@ -10,7 +10,14 @@ import pytest
 
 from proxy.collectors.process import UpstreamProcessLocator
 from proxy.collectors.system import SystemCollector
-from tests.collectors.helpers import Series, Upstream, series, simulator_available, value, wait_for
+from tests.collectors.helpers import (
+    Series,
+    Upstream,
+    series,
+    simulator_available,
+    value,
+    wait_for,
+)
 
 MiB = 1024 * 1024
 

@@ -12,7 +12,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.collectors.upstream import UpstreamProbe
-from tests.collectors.helpers import Series, Upstream, scrape, simulator_available, value
+from tests.collectors.helpers import (
+    Series,
+    Upstream,
+    scrape,
+    simulator_available,
+    value,
+)
 from tests.support.servers import free_port
 
 INTERVAL = 0.5

@@ -30,7 +30,7 @@ def main() -> None:
     children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(args.child_mb)]) for _ in range(args.children)]
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             status = 200 if self.path in ok_paths else 404
             body = b'{"status":"ok"}' if status == 200 else b'{"error":"not found"}'
             self.send_response(status)
@@ -39,7 +39,7 @@ def main() -> None:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the http.server API
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

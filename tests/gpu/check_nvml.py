@@ -21,11 +21,11 @@ from pathlib import Path
 # Runnable from a checkout without installing the package too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.collectors import build_collectors  # noqa: E402
-from proxy.config import Settings  # noqa: E402
+from proxy.collectors import build_collectors
+from proxy.config import Settings
 
 GPU_SERIES = (
     "infermeter_gpu_info",
