@@ -271,11 +271,17 @@ class _Connection(asyncio.Protocol):
 
     def resume(self) -> None:
         self.paused = False
-        if self.transport is not None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
     def abort(self) -> None:
+        """Close the socket now, unread bytes and all: this is what stops the model upstream."""
         self._cancel_timer()
+        if self._parser is not None and not self.complete and self.error is None:
+            # Whoever still iterates must not mistake our own close for the end of a
+            # close-delimited body.
+            self.error = UpstreamReadError(f"the response from upstream {self._pool.url} was closed before its end")
+            self._wake()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
@@ -411,7 +417,7 @@ class NativeTransport:
         is_head = method == "HEAD"
         retried = False
         while True:
-            conn = await self._acquire()
+            conn = await self._acquire(fresh=retried)
             try:
                 conn.start(head, body, is_head)
                 await conn.wait_headers()
@@ -434,12 +440,13 @@ class NativeTransport:
 
     # -- pool --------------------------------------------------------------------------
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self, fresh: bool = False) -> _Connection:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._connect_timeout
         while True:
             idle = self._idle
-            while idle:
+            # A retry goes to a new connection: the other idle ones may be just as stale.
+            while idle and not fresh:
                 conn = idle.pop()  # the most recently used is the least likely to have gone stale
                 if conn.lost or conn.transport is None or conn.transport.is_closing():
                     continue

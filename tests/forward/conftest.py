@@ -1,0 +1,35 @@
+"""Fixtures shared by the transport tests: each test runs per transport and per event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from proxy.forward.base import Transport
+from proxy.forward.httpx_transport import HttpxTransport
+from proxy.forward.transport import NativeTransport
+from tests.forward.upstream import run
+
+T = TypeVar("T")
+
+
+@dataclass
+class Env:
+    client: str
+    loop: str
+
+    def transport(self, url: str, *, connect_timeout: float = 2.0, read_timeout: float = 5.0, max_connections: int = 16, **kw: Any) -> Transport:
+        cls = NativeTransport if self.client == "native" else HttpxTransport
+        return cls(url, connect_timeout, read_timeout, max_connections, **kw)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return run(coro, self.loop)
+
+
+# uvicorn runs the proxy on uvloop when it is installed, and on asyncio otherwise.
+@pytest.fixture(params=[("native", "asyncio"), ("native", "uvloop"), ("httpx", "asyncio"), ("httpx", "uvloop")], ids="-".join)
+def env(request: pytest.FixtureRequest) -> Env:
+    return Env(*request.param)

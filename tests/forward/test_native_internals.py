@@ -1,0 +1,142 @@
+"""What only the native transport decides: the bytes of its request head, and its pool count."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from proxy.forward.errors import UpstreamConnectError, UpstreamReadError
+from proxy.forward.transport import NativeTransport, _request_head, _UpstreamOrigin
+from tests.forward.upstream import (
+    OK,
+    ScriptedServer,
+    ServerConn,
+    get,
+    run,
+    serve_forever,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "prefix"),
+    [
+        ("http://example.com", b"example.com", ""),
+        ("http://example.com:80/", b"example.com", ""),
+        ("https://example.com:443/api/", b"example.com", "/api"),
+        ("https://example.com:8443", b"example.com:8443", ""),
+        ("http://10.0.0.5:8000/prefix/v2", b"10.0.0.5:8000", "/prefix/v2"),
+        ("http://[fe80::1]:8000", b"[fe80::1]:8000", ""),
+        ("http://bücher.example:81", b"xn--bcher-kva.example:81", ""),
+    ],
+)
+def test_origin(url: str, host: bytes, prefix: str) -> None:
+    origin = _UpstreamOrigin(url)
+    assert origin.host_header == b"Host: " + host + b"\r\n"
+    assert origin.prefix == prefix
+
+
+def test_request_head_bytes() -> None:
+    origin = _UpstreamOrigin("http://up:8000/p")
+    head = _request_head(origin, "POST", "/v1/chat/completions?x=1", [(b"Authorization", b"Bearer k"), (b"X-A", b"1")], b"{}")
+    assert head == (
+        b"POST /p/v1/chat/completions?x=1 HTTP/1.1\r\nHost: up:8000\r\n"
+        b"Authorization: Bearer k\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n"
+    )
+    assert _request_head(origin, "GET", "/", [], b"") == b"GET /p/ HTTP/1.1\r\nHost: up:8000\r\n\r\n"
+    assert _request_head(origin, "PUT", "/", [], b"").endswith(b"Content-Length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_pool_count_returns_to_the_idle_connections(loop: str) -> None:
+    """Every way a request can end leaves the slot count exact (no leak, no double release)."""
+
+    async def script(conn: ServerConn) -> None:
+        while (req := await conn.request()) is not None:
+            if req.line.startswith(b"GET /ok"):
+                await conn.send(OK)
+            elif req.line.startswith(b"GET /partial"):
+                await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            elif req.line.startswith(b"GET /drop"):
+                conn.writer.close()
+                return
+            elif req.line.startswith(b"GET /hang"):
+                await asyncio.sleep(30)
+
+    async def main() -> None:
+        async with ScriptedServer(script) as server:
+            transport = NativeTransport(server.url, 2.0, 0.3, 4)
+            try:
+                assert await get(transport, "/ok") == (200, b"ok")
+                response = await transport.request("GET", "/partial", [], b"")
+                await response.aclose()  # mid-body: closed, not pooled
+                with pytest.raises(UpstreamConnectError):
+                    await get(transport, "/drop")  # fresh connection, dropped: no retry
+                task = asyncio.ensure_future(transport.request("GET", "/hang", [], b""))
+                await asyncio.sleep(0.05)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                response = await transport.request("GET", "/partial", [], b"")
+                with pytest.raises(UpstreamReadError):
+                    async for _ in response.aiter_raw():
+                        pass
+                await response.aclose()
+                results = await asyncio.gather(*(get(transport, "/ok") for _ in range(8)))
+                assert results == [(200, b"ok")] * 8
+                await asyncio.sleep(0.1)  # let aborted transports report connection_lost
+                assert transport._open == len(transport._idle) <= 4
+            finally:
+                await transport.aclose()
+            await asyncio.sleep(0.05)
+            assert transport._open == 0
+
+    run(main(), loop)
+
+
+def test_idle_connection_that_receives_bytes_is_dropped() -> None:
+    async def script(conn: ServerConn) -> None:
+        await conn.request()
+        await conn.send(OK)
+        await asyncio.sleep(0.05)
+        await conn.send(b"HTTP/1.1 200 OK\r\n")  # nobody asked: framing is lost
+        await serve_forever(conn)
+
+    async def main() -> None:
+        async with ScriptedServer(script) as server:
+            transport = NativeTransport(server.url, 2.0, 2.0)
+            try:
+                assert await get(transport) == (200, b"ok")
+                await asyncio.sleep(0.2)
+                assert await get(transport) == (200, b"ok")
+            finally:
+                await transport.aclose()
+            assert server.connections == 2
+
+    run(main(), "asyncio")
+
+
+def test_retry_goes_to_a_new_connection_not_another_idle_one() -> None:
+    async def script(conn: ServerConn) -> None:
+        if conn.index <= 2:
+            await conn.request()
+            await asyncio.sleep(0.05)  # keep both first requests in flight: two connections
+            await conn.send(OK)
+            await conn.request()  # both go stale the same way (an upstream restart)
+            conn.writer.close()
+        else:
+            await serve_forever(conn)
+
+    async def main() -> None:
+        async with ScriptedServer(script) as server:
+            transport = NativeTransport(server.url, 2.0, 2.0)
+            try:
+                assert await asyncio.gather(get(transport), get(transport)) == [(200, b"ok")] * 2
+                assert await get(transport, "/after") == (200, b"ok")
+            finally:
+                await transport.aclose()
+            assert server.connections == 3
+            assert [r.line for r in server.requests].count(b"GET /after HTTP/1.1") == 2
+
+    run(main(), "asyncio")
