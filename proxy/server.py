@@ -57,6 +57,8 @@ def _run(config: uvicorn.Config, coro_factory: Any) -> None:
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx (probe, fallback transport) logs every request at INFO, with its URL.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def serve(settings: Settings) -> int:
