@@ -51,7 +51,7 @@ class UpstreamProbe:
         self._connect_timeout = min(connect_timeout, timeout)
         self._path = path
         self._clock = clock
-        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncHTTPTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = threading.Lock()  # collect() may run on another thread than the probe
         self._up: bool | None = None
@@ -76,16 +76,13 @@ class UpstreamProbe:
     async def start(self) -> None:
         if self._task is not None:
             return
-        # Deliberate client settings: no proxies or .netrc from the environment (the
-        # probe must reach the upstream itself), no redirects, no cookies kept between
-        # probes, and a fresh connection per probe so a dead server cannot hide
-        # behind a pooled connection.
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout, connect=self._connect_timeout),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=0),
-            trust_env=False,
-            follow_redirects=False,
-            headers={"User-Agent": "infermeter-probe"},
+        # httpx's transport layer, not its client: no proxy or .netrc taken from the
+        # environment (the probe must reach the upstream itself), no redirects, no
+        # cookie jar, and no INFO log line per request (the client logs every one;
+        # only changes of state belong in the log). A fresh connection per probe, so
+        # a dead server cannot hide behind a pooled connection.
+        self._transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=0), retries=0
         )
         self._task = asyncio.create_task(self._run(), name="infermeter-upstream-probe")
 
@@ -95,9 +92,9 @@ class UpstreamProbe:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            await transport.aclose()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -116,7 +113,7 @@ class UpstreamProbe:
 
     async def probe_once(self) -> bool:
         """Probe once, record the result and return whether the upstream answered 2xx."""
-        assert self._client is not None, "start() the probe first"
+        assert self._transport is not None, "start() the probe first"
         paths = (self._path,) if self._path is not None else PROBE_PATHS
         ok = False
         started = self._clock()
@@ -126,12 +123,15 @@ class UpstreamProbe:
             attempt = self._clock()
             unreachable = False
             try:
-                async with self._client.stream("GET", self._base + path) as response:
-                    ok = 200 <= response.status_code < 300
-                    detail = f"GET {path}: {response.status_code}"
+                # httpx times each step; the bound on the whole answer is ours.
+                status = await asyncio.wait_for(self._get(self._transport, path), self._timeout)
+                ok = 200 <= status < 300
+                detail = f"GET {path}: {status}"
             except httpx.HTTPError as exc:
                 detail = f"GET {path}: {type(exc).__name__} {exc}".rstrip()
                 unreachable = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+            except asyncio.TimeoutError:
+                detail = f"GET {path}: no answer within {self._timeout:g} s"
             duration = self._clock() - attempt
             if ok:
                 if self._path is None:
@@ -142,6 +142,18 @@ class UpstreamProbe:
                 break  # nobody listens: the other paths would only fail the same way
         self._record(ok, duration, started, detail)
         return ok
+
+    async def _get(self, transport: httpx.AsyncHTTPTransport, path: str) -> int:
+        request = httpx.Request(
+            "GET",
+            self._base + path,
+            headers={"User-Agent": "infermeter-probe", "Connection": "close"},
+            extensions={"timeout": httpx.Timeout(self._timeout, connect=self._connect_timeout).as_dict()},
+        )
+        response = await transport.handle_async_request(request)
+        # The status line is the answer; the body is not worth reading.
+        await response.aclose()
+        return response.status_code
 
     def _record(self, ok: bool, duration: float, started: float, detail: str) -> None:
         with self._lock:

@@ -49,7 +49,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 
 def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="infermeter.collectors")
+    caplog.set_level(logging.INFO)
     upstream = Upstream(simulator=simulator_available())
 
     async def scenario() -> None:
@@ -97,6 +97,27 @@ def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
     downs = [m for m in lines if " is down " in m]
     assert len(ups) == 2 and len(downs) == 1, lines
     assert "ConnectError" in downs[0]
+    # Nor does any library log a line per probe: the two httpx lines are this test's own
+    # readiness checks after each start; the dozen probes add none.
+    library = [r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
+    assert len(library) <= 2, library
+
+
+def test_probe_paths_are_under_the_upstream_base_path() -> None:
+    upstream = Upstream(args=("--ok-paths", "/base/v1/models"))
+
+    async def scenario() -> None:
+        await in_thread(lambda: upstream.start(ready_path="/base/v1/models"))
+        probe = UpstreamProbe(upstream.url + "/base/", interval=0.2, timeout=1.0)
+        await probe.start()
+        try:
+            await until(probe.ready, timeout=3)
+            assert probe.path == "/v1/models"
+        finally:
+            await probe.stop()
+            await in_thread(upstream.kill)
+
+    run(scenario)
 
 
 def test_discovers_the_first_path_that_answers_and_waits_for_one() -> None:
