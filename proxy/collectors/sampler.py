@@ -19,6 +19,9 @@ from prometheus_client.metrics_core import Metric
 from proxy.collectors.base import Sample, Status, SyncCollector, log
 
 
+_FIRST_READ_PATIENCE = 10.0
+
+
 class _Slot:
     """One collector's worker, its cache and its health, guarded by ``lock``."""
 
@@ -130,7 +133,10 @@ class Sampler:
                 slot.go.set()
                 return
             elapsed = now - slot.running_since
-            if elapsed <= self.deadline or slot.overrun_logged:
+            # The first read may legitimately take seconds (nvmlInit on GPUs without
+            # persistence mode): it is reported as failing, but not logged as hung.
+            patience = self.deadline if slot.families_at is not None else max(self.deadline, _FIRST_READ_PATIENCE)
+            if elapsed <= patience or slot.overrun_logged:
                 return
             slot.overrun_logged = True
         log.warning(
