@@ -18,7 +18,6 @@ from prometheus_client.metrics_core import Metric
 
 from proxy.collectors.base import Sample, Status, SyncCollector, log
 
-
 _FIRST_READ_PATIENCE = 10.0
 
 
