@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from dashboards.builder.model import UP_DOWN, Json, Panel, Row, Target, dashboard, query_variable, stat, state_timeline, table, timeseries
+from dashboards.builder.model import (
+    UP_DOWN,
+    Json,
+    Panel,
+    Row,
+    Target,
+    dashboard,
+    query_variable,
+    stat,
+    state_timeline,
+    table,
+    timeseries,
+)
 from dashboards.builder.promql import HOST, RANGE, SERVING, error_ratio, increase, quantile, rate, sel
 
 SUCCESS = 'result="success"'

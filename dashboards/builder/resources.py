@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from dashboards.builder.model import Json, Panel, Row, Target, dashboard, query_variable, stat, state_timeline, table, timeseries
+from dashboards.builder.model import (
+    Json,
+    Panel,
+    Row,
+    Target,
+    dashboard,
+    query_variable,
+    stat,
+    state_timeline,
+    table,
+    timeseries,
+)
 from dashboards.builder.promql import HOST, increase, rate, sel
 
 GPU = HOST + ',gpu=~"$gpu"'

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from dashboards.builder.model import Json, Panel, Row, Target, dashboard, heatmap, query_variable, stat, textbox_variable, timeseries
+from dashboards.builder.model import (
+    Json,
+    Panel,
+    Row,
+    Target,
+    dashboard,
+    heatmap,
+    query_variable,
+    stat,
+    textbox_variable,
+    timeseries,
+)
 from dashboards.builder.promql import (
-    ENDPOINT, RANGE, SERVING, error_ratio, increase, le_matcher, mean, quantile, rate, requests, sel, zero_filled_ratio,
+    ENDPOINT,
+    RANGE,
+    SERVING,
+    error_ratio,
+    increase,
+    le_matcher,
+    mean,
+    quantile,
+    rate,
+    requests,
+    sel,
+    zero_filled_ratio,
 )
 
 QUANTILES = (0.5, 0.9, 0.99)

@@ -73,10 +73,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with ChildProcess(simulate, sim_port, ready_path="/health"), ChildProcess(serve, proxy_port) as proxy, \
             run_prometheus(workdir, JOB, [instance], exprs.RULE_FILES) as prometheus:
         statuses = drive(proxy.url, TRAFFIC_SECONDS)
-        # Two more scrapes and rule evaluations, so the last requests are in every series.
-        time.sleep(2.5)
+        settle(prometheus, instance, sum(statuses.values()))
         metrics_text = httpx.get(f"{proxy.url}/metrics", timeout=10).text
         yield Stack(prometheus, instance, metrics_text, statuses)
+
+
+def settle(prometheus: Prometheus, instance: str, answered: int, timeout: float = 15.0) -> None:
+    """Waits until Prometheus has scraped every answered request and evaluated the rules
+    once more, rather than sleeping a fixed time that a loaded machine may outrun."""
+    deadline = time.monotonic() + timeout
+    total = f'sum(infermeter_requests_total{{job="{JOB}",instance="{instance}"}})'
+    while time.monotonic() < deadline:
+        if prometheus.query(total) == [answered]:
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)  # one more rule evaluation (every 1 s) over the complete data
 
 
 def live_series(text: str) -> set[str]:
