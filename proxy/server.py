@@ -6,24 +6,84 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from proxy.config import Settings
 
 log = logging.getLogger("infermeter")
 
+# nginx's client_header_timeout is 60 s; a request head is a few hundred bytes.
+HEADER_TIMEOUT_S = 30.0
+_REQUEST_TIMEOUT = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                    b"content-length: 29\r\nconnection: close\r\n\r\nrequest headers took too long")
+
+
+def header_timeout_protocol(seconds: float) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol, but a request's headers must arrive within ``seconds``.
+
+    uvicorn times only idle keep-alive connections: a client that opens a connection and
+    sends its headers a byte at a time (slowloris) holds a socket for ever, and enough
+    of them exhaust the proxy's file descriptors. The clock starts when the connection
+    opens or a request's first byte arrives and stops when its headers are complete;
+    on expiry the client gets a 408 and the connection closes.
+    """
+
+    class HeaderTimeoutProtocol(HttpToolsProtocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm_head_timer()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._arm_head_timer()
+
+        def on_headers_complete(self) -> None:
+            self._disarm_head_timer()
+            super().on_headers_complete()
+
+        def _arm_head_timer(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(seconds, self._head_timed_out)
+
+        def _disarm_head_timer(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._head_timer = None
+            if self.transport.is_closing():
+                return
+            if self.cycle is not None and not self.cycle.response_complete:
+                # A pipelined head behind a response still streaming: its turn has not come.
+                self._arm_head_timer()
+                return
+            self.transport.write(_REQUEST_TIMEOUT)
+            self.transport.close()
+
+    return HeaderTimeoutProtocol
+
 
 # The upstream's own Server and Date headers pass through; uvicorn adding its own would
 # duplicate them. One access-log line per request costs more than the relay. X-Forwarded-For
-# from the client is passed on, not believed: the peer address is the one we add.
+# from the client is passed on, not believed: the peer address is the one we add. Request
+# heads get a deadline (slowloris).
 HOT_PATH_OPTIONS: dict[str, Any] = {
-    "access_log": False, "server_header": False, "date_header": False, "http": "httptools", "proxy_headers": False,
+    "access_log": False, "server_header": False, "date_header": False, "proxy_headers": False,
+    "http": header_timeout_protocol(HEADER_TIMEOUT_S),
 }
 
 
-def uvicorn_config(app: Any, host: str, port: int, log_level: str, lifespan: str = "on") -> uvicorn.Config:
+def uvicorn_config(app: Any, host: str, port: int, log_level: str, lifespan: Literal["on", "off"] = "on") -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, lifespan=lifespan, log_level=log_level.lower(), loop="auto",
                           backlog=4096, timeout_graceful_shutdown=5, **HOT_PATH_OPTIONS)
 

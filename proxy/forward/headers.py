@@ -5,7 +5,7 @@ Names are compared lower-cased; values pass through as the peer sent them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from proxy.forward.base import RawHeaders
@@ -28,7 +28,7 @@ def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[byte
     return frozenset(tokens)
 
 
-def upstream_request_headers(scope: dict[str, Any]) -> RawHeaders:
+def upstream_request_headers(scope: Mapping[str, Any]) -> RawHeaders:
     """The client's headers as the upstream should see them."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     drop = HOP_BY_HOP | _SET_BY_TRANSPORT | _connection_tokens(headers)

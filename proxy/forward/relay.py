@@ -199,7 +199,8 @@ class Relay:
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> bytes | None:
         declared = header_value(scope["headers"], b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            return await self._too_large(send, rec)
+            await self._too_large(send, rec)
+            return None
         parts: list[bytes] = []
         size = 0
         while True:
@@ -212,7 +213,8 @@ class Relay:
             if chunk:
                 size += len(chunk)
                 if size > self.max_body:
-                    return await self._too_large(send, rec)
+                    await self._too_large(send, rec)
+                    return None
                 parts.append(chunk)
             if not message.get("more_body", False):
                 return parts[0] if len(parts) == 1 else b"".join(parts)
@@ -221,7 +223,6 @@ class Relay:
         rec.outcome = REJECTED
         await self._error(send, rec, 413, f"request body exceeds the proxy's limit of {self.max_body} bytes",
                           "invalid_request_error", "request_too_large")
-        return None
 
     @staticmethod
     async def _error(send: Send, rec: RequestRecord, status: int, message: str, kind: str, code: str) -> None:

@@ -34,7 +34,6 @@ class ThreadServer:
         config.setdefault("access_log", False)
         config.setdefault("lifespan", "on")
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.port = 0
 
