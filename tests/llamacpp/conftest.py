@@ -130,9 +130,9 @@ class LlamaServer:
         self.stop()
 
 
-def _proxy(upstream: str) -> ChildProcess:
+def _proxy(upstream: str, *flags: str) -> ChildProcess:
     port = free_port()
-    return ChildProcess(["serve", "--upstream", upstream, "--port", str(port)], port)
+    return ChildProcess(["serve", "--upstream", upstream, "--port", str(port), *flags], port)
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +145,13 @@ def llama_server(llama_paths: LlamaPaths, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session")
 def proxy(llama_server: LlamaServer) -> Iterator[ChildProcess]:
     with _proxy(llama_server.url) as child:
+        yield child
+
+
+@pytest.fixture(scope="session")
+def proxy_inject(llama_server: LlamaServer) -> Iterator[ChildProcess]:
+    """A second proxy in front of the same server, with --inject-usage."""
+    with _proxy(llama_server.url, "--inject-usage", "true") as child:
         yield child
 
 

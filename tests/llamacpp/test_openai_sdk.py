@@ -14,8 +14,8 @@ from .scrape import after_requests, scrape
 
 pytestmark = pytest.mark.llamacpp
 
-# Greedy with a seed, and no prompt cache: a cached prompt can shift llama.cpp's
-# logits slightly, and the two requests must be computed the same way.
+# Greedy with a seed, and no prompt cache: llama-server documents that reusing a cached
+# prompt can make results nondeterministic, and the two requests must be computed alike.
 TEMPERATURE, SEED, MAX_TOKENS = 0, 42, 32
 NO_CACHE = {"cache_prompt": False}
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": CHAT_MESSAGES[0]["content"]}]
