@@ -1,0 +1,229 @@
+"""The overhead benchmark: direct vs infermeter (native, --observe false, httpx) vs nginx.
+
+    python bench/run.py                      # the full run, a few minutes on 2 cores
+    python bench/run.py --quick              # a smoke run in well under a minute
+    python bench/run.py --json out.json      # where the machine-readable report goes
+
+One simulator serves every path; each path is a child process on 127.0.0.1. Paths are
+measured in rotating blocks, several rounds each, so noise from the rest of the machine
+falls on all of them alike. See docs/benchmark.md for what each number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import report  # noqa: E402
+from bench.memory import rss_profile  # noqa: E402
+from bench.procs import Nginx, Server, free_port, infermeter, nginx_binary, simulator  # noqa: E402
+from bench.scenario import Load, Result, quiesce, run  # noqa: E402
+
+HOST = "127.0.0.1"
+TARGET_P99_MS = 5.0
+
+
+def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
+    """name -> relay server (None: straight to the simulator)."""
+    makers = {
+        "infermeter": lambda: infermeter("infermeter", sim.url, free_port()),
+        "observe-false": lambda: infermeter("observe-false", sim.url, free_port(), "--observe", "false"),
+        "httpx": lambda: infermeter("httpx", sim.url, free_port(), "--upstream-client", "httpx"),
+        "nginx": lambda: Nginx(sim.port, free_port()),
+    }
+    paths: dict[str, Server | None] = {"direct": None}
+    for name in wanted:
+        if name == "nginx" and nginx_binary() is None:
+            print("nginx not installed: skipping that path", file=sys.stderr)
+            continue
+        paths[name] = makers[name]().start()
+    return paths
+
+
+def _port(sim: Server, relay: Server | None) -> int:
+    return sim.port if relay is None else relay.port
+
+
+def _pids(sim: Server, relay: Server | None) -> dict[str, int]:
+    pids = {"simulator": sim.pid}
+    if relay is not None:
+        pids["relay"] = relay.pid
+    return pids
+
+
+async def _measure(name: str, sim: Server, relay: Server | None, load: Load) -> Result:
+    pids = _pids(sim, relay)
+    await quiesce(pids)
+    result = await run(name, HOST, _port(sim, relay), load, pids)
+    print(f"  {name:<14} c={load.concurrency:<5} measured={result.measured:<5} errors={result.errors} "
+          f"chunks={result.chunks}", file=sys.stderr, flush=True)
+    return result
+
+
+async def _compare(sim: Server, paths: dict[str, Server | None], load: Load, rounds: int) -> dict[str, Any]:
+    """Every path under ``load``, rotated round by round; each compared with direct."""
+    runs: dict[str, list[Result]] = {name: [] for name in paths}
+    names = list(paths)
+    for i in range(rounds):
+        order = names[i % len(names):] + names[:i % len(names)]
+        for name in order:
+            runs[name].append(await _measure(name, sim, paths[name], Load(**{**load.__dict__, "seed": 100 * i + 7})))
+    rows = {name: report.summary(report.merge(rs), None if paths[name] is None else "relay") for name, rs in runs.items()}
+    for name, row in rows.items():
+        if name != "direct":
+            row["added"] = report.added(row, rows["direct"])
+    return rows
+
+
+async def _sweep(sim: Server, relay: Server, name: str, levels: list[int], load: Load, known: dict[int, Any]) -> dict[str, Any]:
+    out: list[dict[str, Any]] = []
+    best, best_rate = 0, 0.0
+    for level in levels:
+        if level in known:
+            direct, path = known[level]
+        else:
+            at = Load(**{**load.__dict__, "concurrency": level, "seed": level})
+            direct = report.summary(await _measure("direct", sim, None, at), None)
+            path = report.summary(await _measure(name, sim, relay, at), "relay")
+        add = report.added(path, direct)
+        ttft99 = add["ttft_ms"]["p99"]
+        tbt99 = add["tbt_ms"]["p99"]
+        ok = (path["errors"] == 0 and path["no_first_token"] == 0 and ttft99 is not None and tbt99 is not None
+              and not math.isinf(ttft99) and ttft99 < TARGET_P99_MS and tbt99 < TARGET_P99_MS)
+        out.append({"concurrency": level, "added_ttft_p99_ms": ttft99, "added_tbt_p99_ms": tbt99,
+                    "added_ttft_p50_ms": add["ttft_ms"]["p50"], "errors": path["errors"],
+                    "chunks_per_s": path["chunks_per_s"], "relay_cpu_cores": path["cpu_cores"].get("relay"),
+                    "machine_busy_cores": path["machine_busy_cores"], "ok": ok})
+        if not ok:
+            break
+        best, best_rate = level, path["chunks_per_s"]
+    return {"path": name, "levels": out, "max_concurrency_ok": best, "chunks_per_s_there": best_rate}
+
+
+def _loadgen_verdict(rows: dict[str, Any]) -> dict[str, Any]:
+    direct = rows["direct"]
+    worst_cpu = max(row["loadgen_cpu_cores"] for row in rows.values())
+    lag99 = max((row["send_lag_ms"]["p99"] or 0.0) for row in rows.values())
+    late99 = direct.get("chunk_lateness_ms", {}).get("p99")
+    fine = worst_cpu < 0.6 and lag99 < 2.0 and late99 is not None and late99 < 5.0
+    verdict = (f"{'not the bottleneck' if fine else 'POSSIBLY A BOTTLENECK'}: at most {worst_cpu:.2f} cores, "
+               f"send lag p99 {lag99:.2f} ms, direct-path chunk lateness p99 {late99} ms")
+    return {"loadgen_cpu_cores_max": worst_cpu, "send_lag_p99_ms_max": lag99, "direct_lateness_p99_ms": late99,
+            "ok": fine, "verdict": verdict}
+
+
+def _targets(rep: dict[str, Any]) -> dict[str, Any]:
+    paths = rep["realistic"]["paths"]
+    ours = paths.get("infermeter", {})
+    add = ours.get("added", {}).get("ttft_ms", {})
+    out: dict[str, Any] = {
+        "added_ttft_p50_le_1ms": add.get("p50") is not None and add["p50"] <= 1.0,
+        "added_ttft_p99_le_5ms": add.get("p99") is not None and add["p99"] <= 5.0,
+    }
+    if "nginx" in paths and ours.get("relay_cpu_us_per_chunk") and paths["nginx"].get("relay_cpu_us_per_chunk"):
+        ratio = ours["relay_cpu_us_per_chunk"] / paths["nginx"]["relay_cpu_us_per_chunk"]
+        out["cpu_per_chunk_vs_nginx"] = round(ratio, 2)
+        out["cpu_per_chunk_within_3x_nginx"] = ratio <= 3.0
+    memory = rep.get("memory", {}).get("infermeter")
+    if memory and memory["bytes_per_stream"]:
+        worst = max(memory["bytes_per_stream"].values())
+        out["rss_per_stream_kib"] = round(worst / 1024, 1)
+        out["rss_per_stream_le_50kb"] = worst <= 50_000
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    sim = simulator(free_port()).start()
+    started = time.time()
+    paths: dict[str, Server | None] = {}
+    rep: dict[str, Any] = {"command": " ".join(sys.argv), "host": platform.node(), "python": platform.python_version(),
+                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))}
+    try:
+        paths = _paths(sim, args.paths.split(","))
+        realistic = Load(args.concurrency, 0.02, 0.02, 200, args.window)
+        # Warm every path up (connections, imports, caches) before anything counts.
+        for name, relay in paths.items():
+            await run(name, HOST, _port(sim, relay), Load(20, 0.0, 0.0, 50, 1.0, rate=40.0), _pids(sim, relay))
+        print("realistic", file=sys.stderr)
+        rows = await _compare(sim, paths, realistic, args.rounds)
+        rep["realistic"] = {"describe": f"{args.concurrency} open streams, TTFT 20 ms, TBT 20 ms, 200 tokens, "
+                                        f"Poisson arrivals, {args.rounds} x {args.window:g} s per path",
+                            "paths": rows}
+        rep["loadgen_check"] = _loadgen_verdict(rows)
+        print("flat out", file=sys.stderr)
+        flat = Load(int(args.flat_rate), 0.0, 0.0, 200, args.flat_window, rate=args.flat_rate)
+        rep["flat_out"] = {"describe": f"simulator flat out (no sleeps), 200 tokens, {args.flat_rate:g} requests/s "
+                                       f"open loop, {args.rounds} x {args.flat_window:g} s per path",
+                           "paths": await _compare(sim, paths, flat, args.rounds)}
+        sweep_path = paths.get("infermeter")
+        if args.sweep and sweep_path is not None:
+            print("sweep", file=sys.stderr)
+            levels = [int(x) for x in args.sweep.split(",")]
+            known = {args.concurrency: (rows["direct"], rows["infermeter"])}
+            rep["sweep"] = await _sweep(sim, sweep_path, "infermeter", levels,
+                                        Load(args.concurrency, 0.02, 0.02, 200, args.sweep_window), known)
+        if args.memory:
+            print("memory", file=sys.stderr)
+            rep["memory"] = {}
+            for name in ("infermeter", "nginx"):
+                if name not in paths:
+                    continue
+                # A fresh relay, so earlier runs' peaks do not hide the growth.
+                paths[name].stop()  # type: ignore[union-attr]
+                fresh = (Nginx(sim.port, free_port()) if name == "nginx"
+                         else infermeter(name, sim.url, free_port())).start()
+                paths[name] = fresh
+                await run(name, HOST, fresh.port, Load(10, 0.0, 0.0, 50, 1.0, rate=20.0), {"relay": fresh.pid})
+                rep["memory"][name] = await rss_profile(HOST, fresh.port, fresh.pid)
+        rep["targets"] = _targets(rep)
+    finally:
+        for relay in paths.values():
+            if relay is not None:
+                relay.stop()
+        sim.stop()
+    rep["elapsed_s"] = round(time.time() - started, 1)
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--paths", default="infermeter,observe-false,httpx,nginx",
+                        help="relays to compare with direct (comma-separated)")
+    parser.add_argument("--concurrency", type=int, default=100, help="open streams in the realistic comparison")
+    parser.add_argument("--window", type=float, default=6.0, help="seconds measured per path per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rotations over the paths")
+    parser.add_argument("--flat-rate", type=float, default=40.0, help="requests/s against the flat-out simulator")
+    parser.add_argument("--flat-window", type=float, default=3.0)
+    parser.add_argument("--sweep", default="100,200,300,400,600,800,1000",
+                        help="concurrency levels to try through infermeter ('' to skip)")
+    parser.add_argument("--sweep-window", type=float, default=5.0)
+    parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument("--quick", action="store_true", help="one short round: a smoke test of the harness")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the full report")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
+    try:
+        import uvloop
+
+        rep = uvloop.run(main_async(args))
+    except ImportError:
+        rep = asyncio.run(main_async(args))
+    Path(args.json).write_text(json.dumps(rep, indent=2, default=str))
+    print(report.table(rep))
+    print(f"targets: {json.dumps(rep['targets'])}")
+    print(f"full report: {args.json} ({rep['elapsed_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
