@@ -6,6 +6,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import httpx
 import orjson
 import pytest
 
@@ -137,6 +138,17 @@ def test_declared_oversized_body_is_413_without_reading_it(relay: StartRelay) ->
         assert up.accepted == 0
         assert requests_total(r, code="413", outcome="rejected") == 1
         assert status_of(exchange(r.port, chat_request(r.port))) == 200
+    r.assert_clean(base, up.port)
+
+
+def test_client_that_sends_it_all_still_reads_the_413(relay: StartRelay) -> None:
+    with RawUpstream() as up:
+        r = relay(up.url, max_request_bytes=64 * 1024)
+        base = r.baseline()
+        for size in (100_000, 16 << 20):
+            resp = httpx.post(r.url + "/v1/chat/completions", content=b"x" * size, timeout=10)
+            assert resp.status_code == 413
+        assert up.accepted == 0
     r.assert_clean(base, up.port)
 
 
