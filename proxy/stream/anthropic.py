@@ -39,7 +39,7 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
     if event == b"content_block_delta":
         return _delta(loads(data).get("delta"))
     if event == b"message_start":
-        _message(summary, loads(data).get("message"))
+        _message_start(summary, loads(data).get("message"))
     elif event == b"message_delta":
         obj = loads(data)
         _usage(summary, obj.get("usage"))
@@ -53,7 +53,7 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
         if kind == "content_block_delta":
             return _delta(obj.get("delta"))
         if kind == "message_start":
-            _message(summary, obj.get("message"))
+            _message_start(summary, obj.get("message"))
         elif kind == "message_delta":
             _usage(summary, obj.get("usage"))
             _stop(summary, (obj.get("delta") or {}).get("stop_reason"))
@@ -79,6 +79,17 @@ def _message(summary: StreamSummary, message: Any) -> None:
     if message:
         set_model(summary, message.get("model"))
         _usage(summary, message.get("usage"))
+
+
+def _message_start(summary: StreamSummary, message: Any) -> None:
+    # message_start's output_tokens is provisional (the API sends 1); only the cumulative
+    # count in message_delta is exact. A stream cut before message_delta must fall back to
+    # counted token events, not report 1.
+    if message:
+        set_model(summary, message.get("model"))
+        usage = message.get("usage")
+        if usage:
+            _usage(summary, {k: v for k, v in usage.items() if k != "output_tokens"})
 
 
 def _usage(summary: StreamSummary, usage: Any) -> None:
