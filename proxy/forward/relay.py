@@ -186,7 +186,10 @@ class Relay:
                 raise
             watch.done = True
             _uncancel(task)
-            rec.outcome = CANCELLED
+            # Clients often hang up as soon as they read the finish event or [DONE]; the
+            # model had finished by then, and that is not a cancellation.
+            if tap is None or tap.summary.finish_reason is None:
+                rec.outcome = CANCELLED
             if rec.code == 0:
                 rec.code = CLIENT_CLOSED
             return tap

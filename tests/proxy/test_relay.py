@@ -236,3 +236,32 @@ def test_upstream_break_mid_stream_drops_client_connection(start_proxy: Callable
     m = scrape(proxy.url)
     assert m.get("infermeter_requests_total", endpoint="completions", outcome="upstream_error") == 1
     assert httpx.get(proxy.url + "/healthz").status_code == 200
+
+
+def test_hanging_up_after_the_finish_event_is_not_a_cancellation(start_proxy: Callable[..., ThreadServer]) -> None:
+    finish = b'data: {"model":"m1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    parts = [b'data: {"model":"m1","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n', finish]
+
+    async def slow_end(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(0.7)  # [DONE] comes late; the client does not wait for it
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    with ThreadServer(slow_end) as upstream:
+        proxy = start_proxy(upstream.url)
+        for leave_after in (b"finish_reason\":\"stop", b"content\":\"a"):
+            seen = b""
+            with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=CHAT) as r:
+                for chunk in r.iter_raw():
+                    seen += chunk
+                    if leave_after in seen:
+                        break
+            time.sleep(0.2)
+    m = scrape(proxy.url)
+    assert m.get("infermeter_requests_total", endpoint="chat_completions", outcome="completed") == 1
+    assert m.get("infermeter_requests_total", endpoint="chat_completions", outcome="cancelled") == 1
