@@ -135,20 +135,20 @@ def _proxy(upstream: str, *flags: str) -> ChildProcess:
     return ChildProcess(["serve", "--upstream", upstream, "--port", str(port), *flags], port)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def llama_server(llama_paths: LlamaPaths, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
-    """llama-server with two slots, shared by the tests (each measures deltas)."""
+    """llama-server with two slots, shared by this package's tests (each measures deltas)."""
     with LlamaServer(llama_paths, tmp_path_factory.mktemp("llama") / "server.log", parallel=2) as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def proxy(llama_server: LlamaServer) -> Iterator[ChildProcess]:
     with _proxy(llama_server.url) as child:
         yield child
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def proxy_inject(llama_server: LlamaServer) -> Iterator[ChildProcess]:
     """A second proxy in front of the same server, with --inject-usage."""
     with _proxy(llama_server.url, "--inject-usage", "true") as child:
