@@ -87,26 +87,23 @@ class Relay:
         recorder = self.recorder
         if recorder is not None:
             recorder.started(rec.endpoint)
-        tap: Tap | None = None
         try:
-            tap = await self._relay(scope, receive, send, rec)
+            await self._relay(scope, receive, send, rec)
         finally:
             if rec.t_end is None:
                 rec.t_end = perf_counter_ns()
             if recorder is not None:
-                if tap is not None:
-                    _merge_summary(rec, tap)
                 recorder.record(rec)
 
-    async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> Tap | None:
+    async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
         if scope["method"] == "CONNECT":
             rec.outcome = REJECTED
             await self._error(send, rec, 405, "CONNECT is not supported: infermeter only relays to its configured upstream.",
                               "invalid_request_error", "method_not_allowed")
-            return None
+            return
         body = await self._read_body(scope, receive, send, rec)
         if body is None:
-            return None
+            return
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
         rec.model = info.model
@@ -134,13 +131,13 @@ class Relay:
                 watch.done = True
                 await self._error(send, rec, 504, f"upstream {self.upstream_name} sent no response headers in time",
                                   "upstream_error", "upstream_timeout")
-                return None
+                return
             except UpstreamError as exc:
                 rec.outcome = UPSTREAM_ERROR
                 watch.done = True
                 await self._error(send, rec, 502, f"upstream {self.upstream_name} is unreachable: {exc}",
                                   "upstream_error", "upstream_unreachable")
-                return None
+                return
             rec.t_headers = perf_counter_ns()
             rec.code = response.status
             ctype = header_value(response.headers, b"content-type") or b""
@@ -180,7 +177,6 @@ class Relay:
             watch.done = True
             await send({"type": "http.response.body", "body": stripper.close() if stripper else b"", "more_body": False})
             rec.t_end = perf_counter_ns()
-            return tap
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
@@ -192,10 +188,12 @@ class Relay:
                 rec.outcome = CANCELLED
             if rec.code == 0:
                 rec.code = CLIENT_CLOSED
-            return tap
         finally:
             watch.done = True
             watcher.cancel()
+            # Also for a stream that broke or was cancelled: what it said so far counts.
+            if tap is not None:
+                _merge_summary(rec, tap)
             if response is not None:
                 await response.aclose()
 

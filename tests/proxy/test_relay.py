@@ -235,6 +235,9 @@ def test_upstream_break_mid_stream_drops_client_connection(start_proxy: Callable
     assert broke, "a broken upstream stream must not end as a clean response"
     m = scrape(proxy.url)
     assert m.get("infermeter_requests_total", endpoint="completions", outcome="upstream_error") == 1
+    # The token that did arrive before the break is counted and timed.
+    assert m.get("infermeter_tokens_total", endpoint="completions", type="output") == 1
+    assert m.get("infermeter_time_to_first_token_seconds_count", endpoint="completions") == 1
     assert httpx.get(proxy.url + "/healthz").status_code == 200
 
 
