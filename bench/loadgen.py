@@ -148,8 +148,13 @@ class Client:
             # A pooled connection the server closed while idle took nothing: retry once.
             if rec.error and not conn.received and attempt == 0:
                 rec.error = ""
+                if conn.transport is not None:
+                    conn.transport.abort()
                 continue
-            break
+            self._release(conn, rec)
+            return
+
+    def _release(self, conn: _Conn, rec: Rec) -> None:
         if rec.complete and conn.keep_alive and not conn.lost:
             conn.rec = None
             self.idle.append(conn)

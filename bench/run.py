@@ -2,7 +2,7 @@
 
     python bench/run.py                      # the full run, a few minutes on 2 cores
     python bench/run.py --quick              # a smoke run in well under a minute
-    python bench/run.py --json out.json      # where the machine-readable report goes
+    python bench/run.py --json out.json      # the machine-readable report (default bench/results/latest.json)
 
 One simulator serves every path; each path is a child process on 127.0.0.1. Paths are
 measured in rotating blocks, several rounds each, so noise from the rest of the machine
@@ -18,6 +18,7 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ SATURATED_MS = 100.0
 
 def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
     """name -> relay server (None: straight to the simulator)."""
-    makers = {
+    makers: dict[str, Callable[[], Server]] = {
         "infermeter": lambda: infermeter("infermeter", sim.url, free_port()),
         "observe-false": lambda: infermeter("observe-false", sim.url, free_port(), "--observe", "false"),
         "httpx": lambda: infermeter("httpx", sim.url, free_port(), "--upstream-client", "httpx"),
@@ -227,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-window", type=float, default=5.0)
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test of the harness")
-    parser.add_argument("--json", default="bench-results.json", help="where to write the full report")
+    parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "latest.json"),
+                        help="where to write the full report (default bench/results/latest.json, git-ignored)")
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
@@ -237,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         rep = uvloop.run(main_async(args))
     except ImportError:
         rep = asyncio.run(main_async(args))
-    Path(args.json).write_text(json.dumps(rep, indent=2, default=str))
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rep, indent=2, default=str))
     print(report.table(rep))
     print(f"targets: {json.dumps(rep['targets'])}")
     print(f"full report: {args.json} ({rep['elapsed_s']} s)")
