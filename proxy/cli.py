@@ -60,7 +60,6 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "probe-path": (str, "upstream path to probe (default: first of /health, /v1/models, /api/tags, / to answer)"),
     "probe-timeout": (float, "seconds before a probe counts as failed"),
     "upstream-pid": (_optional_int, "pid of the upstream server process (default: found by its port when local)"),
-    "workers": (int, "worker processes (metrics merged through prometheus-client multiprocess mode)"),
 }
 
 SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {

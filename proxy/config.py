@@ -45,7 +45,6 @@ class Settings:
     probe_path: str | None = None
     probe_timeout: float = 2.0
     upstream_pid: int | None = None
-    workers: int = 1
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -66,7 +65,7 @@ class Settings:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive number of seconds")
-        for name in ("max_request_bytes", "max_models", "max_connections", "workers"):
+        for name in ("max_request_bytes", "max_models", "max_connections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{_flag(name)} must be at least 1")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):

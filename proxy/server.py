@@ -11,7 +11,7 @@ from typing import Any, Literal
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from proxy.config import ConfigError, Settings
+from proxy.config import Settings
 
 log = logging.getLogger("infermeter")
 
@@ -124,10 +124,6 @@ def configure_logging(level: str) -> None:
 def serve(settings: Settings) -> int:
     from proxy.app import create_app
 
-    if settings.workers != 1:
-        # Not built: one process holds ~300 streams at 20 ms between tokens within the
-        # overhead budget (docs/benchmark.md). Refused rather than silently ignored.
-        raise ConfigError(f"--workers {settings.workers}: only 1 worker process is supported for now")
     configure_logging(settings.log_level)
     app = create_app(settings)
     main = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings.log_level))
