@@ -52,6 +52,9 @@ class Settings:
             raise ConfigError(f"--upstream must be an http:// or https:// URL with a host, got {self.upstream!r}")
         if parts.query or parts.fragment:
             raise ConfigError("--upstream must not carry a query or fragment")
+        # The URL appears in logs and error bodies: credentials in it would leak there.
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError("--upstream must not carry credentials (user:password@); clients send their own")
         for name in ("port", "metrics_port"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:

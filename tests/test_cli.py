@@ -19,6 +19,7 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("args, flag", [
     (["--upstream", "ftp://x"], "--upstream"),
+    (["--upstream", "http://user:hunter2@127.0.0.1:8000"], "--upstream"),
     (["--port", "70000"], "--port"),
     (["--port", "eighty"], "--port"),
     (["--read-timeout", "-1"], "--read-timeout"),
