@@ -83,6 +83,12 @@ DEMO_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "interval": (float, "seconds between summary lines"),
     "duration": (float, "stop after this many seconds (0: run until Ctrl-C)"),
 }
+LOAD_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "target": (str, "base URL of the proxy (or server) to load"),
+    "concurrency": (int, "streams kept open"),
+    "duration": (float, "stop after this many seconds (0: run until Ctrl-C)"),
+}
+LOAD_DEFAULTS = {"target": "http://127.0.0.1:8100", "concurrency": 4, "duration": 0.0}
 DEMO_DEFAULTS = {"port": 8100, "sim_port": 0, "concurrency": 8, "interval": 2.0, "duration": 0.0}
 SIM_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "log_level": "info"}
 
@@ -123,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(simulate, SIM_FLAGS, "INFERMETER_SIM_")
     demo = sub.add_parser("demo", help="simulator + proxy + gentle load, with a live summary")
     _add_flags(demo, DEMO_FLAGS, "INFERMETER_DEMO_")
+    load = sub.add_parser("load", help="drive the demo's gentle mixed load through a running proxy")
+    _add_flags(load, LOAD_FLAGS, "INFERMETER_LOAD_")
     return parser
 
 
@@ -137,6 +145,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             values = {**SIM_DEFAULTS, **_collect(args, SIM_FLAGS, "INFERMETER_SIM_")}
             from proxy.server import simulate
             return simulate(values)
+        if args.command == "load":
+            values = {**LOAD_DEFAULTS, **_collect(args, LOAD_FLAGS, "INFERMETER_LOAD_")}
+            if values["concurrency"] < 1 or values["duration"] < 0:
+                raise ConfigError("--concurrency must be at least 1 and --duration not negative")
+            from proxy.demo import run_load
+            return asyncio.run(run_load(**values))
         values = {**DEMO_DEFAULTS, **_collect(args, DEMO_FLAGS, "INFERMETER_DEMO_")}
         from proxy.demo import run_demo
         return asyncio.run(run_demo(**values)) or 0

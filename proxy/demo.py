@@ -76,6 +76,27 @@ async def _client_loop(client: httpx.AsyncClient, rng: random.Random, stop: asyn
         await asyncio.sleep(rng.uniform(0.0, 0.3))
 
 
+async def run_load(target: str, concurrency: int, duration: float) -> int:
+    """``infermeter load``: the demo's gentle mixed load against any proxy, so a fresh
+    ``docker compose up`` has numbers on its dashboards without a client of one's own."""
+    stop = asyncio.Event()
+    async with httpx.AsyncClient(base_url=target.rstrip("/"), timeout=30,
+                                 limits=httpx.Limits(max_connections=concurrency * 2)) as client:
+        loops = [asyncio.ensure_future(_client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
+        print(f"infermeter load: {concurrency} streams against {target} (Ctrl-C to stop)", flush=True)
+        try:
+            if duration:
+                await asyncio.sleep(duration)
+            else:
+                await asyncio.Event().wait()
+        finally:
+            stop.set()
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+    return 0
+
+
 def _line(registry: CollectorRegistry, windows: dict[str, HistogramWindow], last: dict[str, float], dt: float) -> str:
     requests = counter_total(registry, "infermeter_requests")
     tokens = counter_total(registry, "infermeter_tokens", {"type": "output"})

@@ -59,3 +59,22 @@ def test_simulator_rejects_bad_values() -> None:
 def test_settings_reject_equal_ports() -> None:
     with pytest.raises(ConfigError, match="--metrics-port"):
         Settings(port=9000, metrics_port=9000)
+
+
+def test_load_drives_requests_through_a_proxy(sim: object, proxy: object) -> None:
+    from tests.support.metrics import scrape
+    url = proxy.url  # type: ignore[attr-defined]
+    result = _run("load", "--target", url, "--concurrency", "2", "--duration", "1.5")
+    assert result.returncode == 0, result.stderr
+    m = scrape(url)
+    assert m.get("infermeter_requests_total", outcome="completed") >= 2
+    assert m.get("infermeter_requests_total", code="200") == m.get("infermeter_requests_total")
+
+
+def test_demo_shows_live_numbers() -> None:
+    result = _run("demo", "--port", "0", "--duration", "4", "--interval", "1.5", "--concurrency", "4")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("req/s")]
+    assert len(lines) >= 2, result.stdout
+    # By the second summary the simulator's 150 ms first token shows up as a real TTFT.
+    assert "TTFT p50    -  " not in lines[-1] and "metrics: http://127.0.0.1:" in result.stdout

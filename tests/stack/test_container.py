@@ -70,7 +70,7 @@ def test_compose_config_is_valid(args: tuple[str, ...]) -> None:
 
 def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
     services = resolved()["services"]
-    assert set(services) == {"simulator", "infermeter", "prometheus", "grafana"}
+    assert set(services) == {"simulator", "infermeter", "load", "prometheus", "grafana"}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["simulator"]["command"][:5] == ["simulate", "--host", "0.0.0.0", "--port", "8000"]
@@ -81,6 +81,8 @@ def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
                for name, s in services.items()}
     assert depends["infermeter"] == {"simulator": "service_healthy"}
     assert depends["prometheus"] == {"infermeter": "service_healthy"}
+    assert depends["load"] == {"infermeter": "service_healthy"}
+    assert services["load"]["command"] == ["load", "--target", "http://infermeter:8100"]
     assert depends["grafana"] == {"prometheus": "service_healthy"}
 
 
