@@ -35,6 +35,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("infermeter.relay")
 
+# nginx's client_body_timeout: the longest a client may pause while sending its body,
+# so a trickling body cannot hold a connection and a task for ever.
+BODY_TIMEOUT_S = 60.0
 # nginx's convention for "the client closed the request before a status was sent".
 CLIENT_CLOSED = 499
 _NO_INFO = RequestInfo()
@@ -81,6 +84,7 @@ class Relay:
         self.max_body = settings.max_request_bytes
         self.upstream_name = settings.upstream
         self.inject_usage = settings.inject_usage
+        self.body_timeout = BODY_TIMEOUT_S
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = RequestRecord(classify(scope["path"]), perf_counter_ns())
@@ -205,7 +209,13 @@ class Relay:
         parts: list[bytes] = []
         size = 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except asyncio.TimeoutError:
+                rec.outcome = REJECTED
+                await self._error(send, rec, 408, f"no request body bytes for {self.body_timeout:g} s",
+                                  "invalid_request_error", "request_timeout")
+                return None
             if message["type"] == "http.disconnect":
                 rec.outcome = CANCELLED
                 rec.code = CLIENT_CLOSED
@@ -231,8 +241,8 @@ class Relay:
         body = orjson.dumps({"error": {"message": message, "type": kind, "code": code}})
         await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            # The client's request body may be unread (413): don't reuse the connection.
-            *([(b"connection", b"close")] if status == 413 else []),
+            # The client's request body may be unread (413, 408): don't reuse the connection.
+            *([(b"connection", b"close")] if status in (408, 413) else []),
         ]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
 

@@ -268,3 +268,17 @@ def test_hanging_up_after_the_finish_event_is_not_a_cancellation(start_proxy: Ca
     m = scrape(proxy.url)
     assert m.get("infermeter_requests_total", endpoint="chat_completions", outcome="completed") == 1
     assert m.get("infermeter_requests_total", endpoint="chat_completions", outcome="cancelled") == 1
+
+
+def test_trickling_body_times_out_with_408(sim: ThreadServer, proxy: ThreadServer) -> None:
+    proxy.app.relay.body_timeout = 0.3  # type: ignore[attr-defined]
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
+        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"model\":")
+        started = time.monotonic()
+        reply = conn.recv(65536)
+        elapsed = time.monotonic() - started
+    assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply
+    assert 0.25 < elapsed < 3
+    m = scrape(proxy.url)
+    assert m.get("infermeter_requests_total", code="408", outcome="rejected") == 1
+    assert m.get("infermeter_requests_in_flight") == 0
