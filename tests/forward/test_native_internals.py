@@ -132,7 +132,7 @@ def test_retry_goes_to_a_new_connection_not_another_idle_one() -> None:
         async with ScriptedServer(script) as server:
             transport = NativeTransport(server.url, 2.0, 2.0)
             try:
-                assert await asyncio.gather(get(transport), get(transport)) == [(200, b"ok")] * 2
+                assert list(await asyncio.gather(get(transport), get(transport))) == [(200, b"ok")] * 2
                 assert await get(transport, "/after") == (200, b"ok")
             finally:
                 await transport.aclose()

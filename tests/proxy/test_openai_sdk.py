@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import openai
+from openai.types.chat import ChatCompletionMessageParam
 import pytest
 
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
 
-MESSAGES = [{"role": "user", "content": "one two three four"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 
 
 def _client(url: str) -> openai.OpenAI:
