@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -52,10 +51,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float =
             return False
         time.sleep(step)
     return True
-
-
-def simulator_available() -> bool:
-    return importlib.util.find_spec("proxy.simulator.app") is not None
 
 
 class Upstream:

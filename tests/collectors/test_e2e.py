@@ -16,13 +16,11 @@ from tests.collectors.helpers import (
     Series,
     Upstream,
     series,
-    simulator_available,
     value,
     wait_for,
 )
 from tests.support.servers import ChildProcess, ThreadServer, free_port
 
-pytestmark = pytest.mark.skipif(not simulator_available(), reason="the simulator is not written yet")
 
 PROBE = 0.5
 

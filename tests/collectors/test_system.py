@@ -14,7 +14,6 @@ from tests.collectors.helpers import (
     Series,
     Upstream,
     series,
-    simulator_available,
     value,
     wait_for,
 )
@@ -104,7 +103,6 @@ def test_no_process_series_when_the_upstream_is_not_a_local_listener(url: str) -
     assert not any(name.startswith("infermeter_upstream_process_") for name, _ in data)
 
 
-@pytest.mark.skipif(not simulator_available(), reason="the simulator is not written yet")
 def test_the_simulator_is_found_by_its_port() -> None:
     with Upstream(simulator=True) as sim:
         data = read(SystemCollector(UpstreamProcessLocator(sim.url)))

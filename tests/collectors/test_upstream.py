@@ -16,7 +16,6 @@ from tests.collectors.helpers import (
     Series,
     Upstream,
     scrape,
-    simulator_available,
     value,
 )
 from tests.support.servers import free_port
@@ -50,7 +49,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
 
 def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    upstream = Upstream(simulator=simulator_available())
+    upstream = Upstream(simulator=True)
 
     async def scenario() -> None:
         await in_thread(upstream.start)
