@@ -32,16 +32,12 @@ def test_request_bytes_and_content_length_response(env: Env) -> None:
     reply = b"HTTP/1.1 201 Created\r\nContent-Length: 5\r\nX-Dup: a\r\nx-dup: b\r\n\r\nhello"
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url + "/prefix/")
-            try:
-                headers = [(b"Content-Type", b"application/json"), (b"X-Custom", b"1"), (b"x-custom", b"2")]
-                response = await transport.request("POST", "/v1/x?a=1", headers, b'{"a":1}')
-                assert response.status == 201
-                assert response.headers == [(b"Content-Length", b"5"), (b"X-Dup", b"a"), (b"x-dup", b"b")]
-                assert await read_all(response) == b"hello"
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply)), path="/prefix/") as (server, transport):
+            headers = [(b"Content-Type", b"application/json"), (b"X-Custom", b"1"), (b"x-custom", b"2")]
+            response = await transport.request("POST", "/v1/x?a=1", headers, b'{"a":1}')
+            assert response.status == 201
+            assert response.headers == [(b"Content-Length", b"5"), (b"X-Dup", b"a"), (b"x-dup", b"b")]
+            assert await read_all(response) == b"hello"
         [req] = server.requests
         assert req.line == b"POST /prefix/v1/x?a=1 HTTP/1.1"
         assert req.header(b"host") == f"127.0.0.1:{server.port}".encode()
@@ -55,14 +51,10 @@ def test_request_bytes_and_content_length_response(env: Env) -> None:
 
 def test_content_length_only_when_the_method_carries_a_body(env: Env) -> None:
     async def main() -> None:
-        async with ScriptedServer(serve_forever) as server:
-            transport = env.transport(server.url)
-            try:
-                await get(transport, "/a", "GET")
-                await get(transport, "/b", "POST")
-                await get(transport, "/c", "GET", b"x")
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(serve_forever)) as (server, transport):
+            await get(transport, "/a", "GET")
+            await get(transport, "/b", "POST")
+            await get(transport, "/c", "GET", b"x")
         get_empty, post_empty, get_body = server.requests
         assert get_empty.header(b"content-length") is None
         assert post_empty.header(b"content-length") == b"0"
@@ -120,12 +112,8 @@ def test_http10_response_without_length_is_close_delimited(env: Env) -> None:
         conn.writer.close()
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"old style")
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport) == (200, b"old style")
 
     env.run(main())
 
@@ -199,12 +187,8 @@ def test_many_chunks_in_one_read_are_all_delivered(env: Env) -> None:
     reply += b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"".join(pieces))
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            assert await get(transport) == (200, b"".join(pieces))
 
     env.run(main())
 
@@ -252,18 +236,14 @@ def test_each_chunk_is_delivered_before_the_next_is_sent(env: Env) -> None:
         await conn.send(b"0\r\n\r\n")
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                received = b""
-                async for chunk in response.aiter_raw():
-                    received += chunk
-                    seen[len(received) // 6 - 1].set()
-                await response.aclose()
-                assert received == b"".join(b"chunk%d" % i for i in range(5))
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            received = b""
+            async for chunk in response.aiter_raw():
+                received += chunk
+                seen[len(received) // 6 - 1].set()
+            await response.aclose()
+            assert received == b"".join(b"chunk%d" % i for i in range(5))
         assert late == []
 
     env.run(main())
@@ -311,22 +291,18 @@ def test_cancelled_request_closes_the_upstream_connection(env: Env) -> None:
         closed.append(await conn.wait_closed_by_peer(5))
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                task = asyncio.ensure_future(transport.request("GET", "/", [], b""))
-                while not server.requests:
-                    await asyncio.sleep(0.01)
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-                for _ in range(100):
-                    if closed:
-                        break
-                    await asyncio.sleep(0.02)
-                assert closed == [True]
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            task = asyncio.ensure_future(transport.request("GET", "/", [], b""))
+            while not server.requests:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(100):
+                if closed:
+                    break
+                await asyncio.sleep(0.02)
+            assert closed == [True]
 
     env.run(main())
 
@@ -340,25 +316,21 @@ def test_aclose_from_another_task_ends_a_waiting_iteration(env: Env) -> None:
         await conn.wait_closed_by_peer(10)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                chunks: list[bytes] = []
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            chunks: list[bytes] = []
 
-                async def reader() -> None:
-                    async for chunk in response.aiter_raw():
-                        chunks.append(chunk)
+            async def reader() -> None:
+                async for chunk in response.aiter_raw():
+                    chunks.append(chunk)
 
-                task = asyncio.ensure_future(reader())
-                while not chunks:
-                    await asyncio.sleep(0.01)
-                await response.aclose()
-                # Not a clean end of this close-delimited body: our close is not the upstream's.
-                with pytest.raises(UpstreamReadError):
-                    await asyncio.wait_for(task, 2)
-                assert chunks == [b"data: 1\n\n"]
-            finally:
-                await transport.aclose()
+            task = asyncio.ensure_future(reader())
+            while not chunks:
+                await asyncio.sleep(0.01)
+            await response.aclose()
+            # Not a clean end of this close-delimited body: our close is not the upstream's.
+            with pytest.raises(UpstreamReadError):
+                await asyncio.wait_for(task, 2)
+            assert chunks == [b"data: 1\n\n"]
 
     env.run(main())

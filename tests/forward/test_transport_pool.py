@@ -168,13 +168,9 @@ def test_cookies_are_never_replayed(env: Env) -> None:
     reply = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=alice; Path=/\r\nContent-Length: 2\r\n\r\nok"
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                await get(transport)
-                await get(transport)
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            await get(transport)
+            await get(transport)
         assert all(r.header(b"cookie") is None for r in server.requests)
 
     env.run(main())
@@ -206,15 +202,11 @@ def test_waiting_for_a_busy_pool_times_out(env: Env) -> None:
         await conn.wait_closed_by_peer(10)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, max_connections=1, connect_timeout=0.3)
-            try:
-                held = await transport.request("GET", "/", [], b"")
-                with pytest.raises(UpstreamTimeout):
-                    await transport.request("GET", "/", [], b"")
-                await held.aclose()
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script), max_connections=1, connect_timeout=0.3) as (server, transport):
+            held = await transport.request("GET", "/", [], b"")
+            with pytest.raises(UpstreamTimeout):
+                await transport.request("GET", "/", [], b"")
+            await held.aclose()
 
     env.run(main())
 
@@ -283,15 +275,11 @@ def test_no_headers_within_the_read_timeout(env: Env) -> None:
         await asyncio.sleep(30)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, read_timeout=0.3)
-            try:
-                start = time.monotonic()
-                with pytest.raises(UpstreamTimeout):
-                    await transport.request("GET", "/", [], b"")
-                assert 0.25 < time.monotonic() - start < 5
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script), read_timeout=0.3) as (server, transport):
+            start = time.monotonic()
+            with pytest.raises(UpstreamTimeout):
+                await transport.request("GET", "/", [], b"")
+            assert 0.25 < time.monotonic() - start < 5
 
     env.run(main())
 
@@ -303,20 +291,16 @@ def test_stall_mid_body_is_a_read_error(env: Env) -> None:
         await asyncio.sleep(30)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, read_timeout=0.3)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                chunks: list[bytes] = []
-                start = time.monotonic()
-                with pytest.raises(UpstreamReadError):
-                    async for chunk in response.aiter_raw():
-                        chunks.append(chunk)
-                assert chunks == [b"first"]
-                assert 0.2 < time.monotonic() - start < 5
-                await response.aclose()
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script), read_timeout=0.3) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            chunks: list[bytes] = []
+            start = time.monotonic()
+            with pytest.raises(UpstreamReadError):
+                async for chunk in response.aiter_raw():
+                    chunks.append(chunk)
+            assert chunks == [b"first"]
+            assert 0.2 < time.monotonic() - start < 5
+            await response.aclose()
 
     env.run(main())
 
@@ -331,12 +315,8 @@ def test_slow_but_steady_body_is_not_a_stall(env: Env) -> None:
         await conn.send(b"0\r\n\r\n")
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, read_timeout=0.4)
-            try:
-                assert await get(transport) == (200, b"x" * 8)
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script), read_timeout=0.4) as (server, transport):
+            assert await get(transport) == (200, b"x" * 8)
 
     env.run(main())
 
@@ -353,18 +333,14 @@ def test_upstream_breaks_mid_body(env: Env, how: str) -> None:
             conn.writer.close()
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                chunks: list[bytes] = []
-                with pytest.raises(UpstreamReadError):
-                    async for chunk in response.aiter_raw():
-                        chunks.append(chunk)
-                assert b"".join(chunks) == b"partial"
-                await response.aclose()
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            chunks: list[bytes] = []
+            with pytest.raises(UpstreamReadError):
+                async for chunk in response.aiter_raw():
+                    chunks.append(chunk)
+            assert b"".join(chunks) == b"partial"
+            await response.aclose()
 
     env.run(main())
 
@@ -380,16 +356,12 @@ def test_malformed_responses(env: Env) -> None:
         await asyncio.sleep(30)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, read_timeout=3)
-            try:
-                with pytest.raises(UpstreamConnectError):
-                    await transport.request("GET", "/head", [], b"")
-                response = await transport.request("GET", "/body", [], b"")
-                with pytest.raises(UpstreamReadError):
-                    await read_all(response)
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script), read_timeout=3) as (server, transport):
+            with pytest.raises(UpstreamConnectError):
+                await transport.request("GET", "/head", [], b"")
+            response = await transport.request("GET", "/body", [], b"")
+            with pytest.raises(UpstreamReadError):
+                await read_all(response)
 
     env.run(main())
 
@@ -430,12 +402,8 @@ def test_tls_close_delimited_body(env: Env, tmp_path: Path) -> None:
         await conn.writer.wait_closed()
 
     async def main() -> None:
-        async with ScriptedServer(script, ssl_context=tls.server) as server:
-            transport = env.transport(server.url, ssl_context=tls.client)
-            try:
-                assert await get(transport) == (200, b"until the end")
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(script, ssl_context=tls.server), ssl_context=tls.client) as (server, transport):
+            assert await get(transport) == (200, b"until the end")
 
     env.run(main())
 
@@ -445,12 +413,8 @@ def test_tls_close_delimited_body(env: Env, tmp_path: Path) -> None:
 
 def test_ipv6_upstream_gets_a_bracketed_host(env: Env) -> None:
     async def main() -> None:
-        async with ScriptedServer(serve_forever, host="::1") as server:
-            transport = env.transport(server.url + "/base")
-            try:
-                assert await get(transport, "/v1/models") == (200, b"ok")
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(serve_forever, host="::1"), path="/base") as (server, transport):
+            assert await get(transport, "/v1/models") == (200, b"ok")
         [req] = server.requests
         assert req.line == b"GET /base/v1/models HTTP/1.1"
         assert req.header(b"host") == f"[::1]:{server.port}".encode()
@@ -462,12 +426,8 @@ def test_unrequested_protocol_switch_is_refused(env: Env) -> None:
     reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                with pytest.raises(UpstreamConnectError):
-                    await get(transport)
-            finally:
-                await transport.aclose()
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            with pytest.raises(UpstreamConnectError):
+                await get(transport)
 
     env.run(main())
