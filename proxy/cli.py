@@ -94,10 +94,12 @@ SIM_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "log_level": "info"}
 
 
 def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> None:
-    for flag, (_, help_text) in flags.items():
+    for flag, (convert, help_text) in flags.items():
         env = env_prefix + flag.upper().replace("-", "_")
-        parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None, metavar="VALUE",
-                            help=f"{help_text} [env {env}]")
+        # A switch reads as one: `--inject-usage` alone means true, `--observe false` still works.
+        extra: dict[str, Any] = {"nargs": "?", "const": "true", "metavar": "BOOL"} if convert is _bool else {"metavar": "VALUE"}
+        parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None,
+                            help=f"{help_text} [env {env}]", **extra)
 
 
 def _collect(args: argparse.Namespace, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> dict[str, Any]:

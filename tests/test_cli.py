@@ -78,3 +78,10 @@ def test_demo_shows_live_numbers() -> None:
     assert len(lines) >= 2, result.stdout
     # By the second summary the simulator's 150 ms first token shows up as a real TTFT.
     assert "TTFT p50    -  " not in lines[-1] and "metrics: http://127.0.0.1:" in result.stdout
+
+
+def test_switches_work_bare_and_with_a_value() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--inject-usage"]).inject_usage == "true"
+    assert parser.parse_args(["serve", "--observe", "false"]).observe == "false"
+    assert main(["serve", "--inject-usage", "maybe"]) == 2
