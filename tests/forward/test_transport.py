@@ -70,16 +70,12 @@ def test_chunked_with_extensions_and_trailers_then_reuse(env: Env) -> None:
     )
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                assert all(name.lower() != b"x-checksum" for name, _ in response.headers)
-                assert await read_all(response) == b"Wikipedia"
-                assert await get(transport) == (200, b"Wikipedia")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            assert all(name.lower() != b"x-checksum" for name, _ in response.headers)
+            assert await read_all(response) == b"Wikipedia"
+            assert await get(transport) == (200, b"Wikipedia")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -93,14 +89,10 @@ def test_close_delimited_body_is_read_to_eof_and_not_reused(env: Env) -> None:
         conn.writer.close()
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"first second")
-                assert await get(transport) == (200, b"first second")
-            finally:
-                await transport.aclose()
-            assert server.connections == 2
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport) == (200, b"first second")
+            assert await get(transport) == (200, b"first second")
+        assert server.connections == 2
 
     env.run(main())
 
@@ -127,16 +119,12 @@ def test_head_has_no_body_and_keeps_the_connection(env: Env) -> None:
                 await conn.send(OK)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("HEAD", "/", [], b"")
-                assert response.headers == [(b"Content-Length", b"1000")]
-                assert await asyncio.wait_for(read_all(response), 2) == b""
-                assert await get(transport) == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("HEAD", "/", [], b"")
+            assert response.headers == [(b"Content-Length", b"1000")]
+            assert await asyncio.wait_for(read_all(response), 2) == b""
+            assert await get(transport) == (200, b"ok")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -146,14 +134,10 @@ def test_no_body_statuses_keep_the_connection(env: Env, status: int) -> None:
     reply = f"HTTP/1.1 {status} Nothing\r\nETag: x\r\n\r\n".encode()
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                for _ in range(2):
-                    assert await asyncio.wait_for(get(transport), 2) == (status, b"")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            for _ in range(2):
+                assert await asyncio.wait_for(get(transport), 2) == (status, b"")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -166,17 +150,13 @@ def test_interim_responses_are_skipped(env: Env) -> None:
     )
 
     async def main() -> None:
-        async with ScriptedServer(lambda c: serve_forever(c, reply)) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("POST", "/", [], b"{}")
-                assert response.status == 200
-                assert response.headers == [(b"Content-Length", b"4")]
-                assert await read_all(response) == b"body"
-                assert await get(transport) == (200, b"body")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+            response = await transport.request("POST", "/", [], b"{}")
+            assert response.status == 200
+            assert response.headers == [(b"Content-Length", b"4")]
+            assert await read_all(response) == b"body"
+            assert await get(transport) == (200, b"body")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -203,16 +183,12 @@ def test_large_bodies_both_ways(env: Env) -> None:
             await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("POST", "/", [], upload)
-                await asyncio.sleep(0.2)  # let the upstream get ahead of us
-                assert await read_all(response) == big
-                assert await get(transport, method="POST", body=upload) == (200, big)
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("POST", "/", [], upload)
+            await asyncio.sleep(0.2)  # let the upstream get ahead of us
+            assert await read_all(response) == big
+            assert await get(transport, method="POST", body=upload) == (200, big)
+        assert server.connections == 1
 
     env.run(main())
 
@@ -263,22 +239,18 @@ def test_aclose_mid_body_closes_the_socket_at_once(env: Env) -> None:
             await conn.send(OK)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                response = await transport.request("GET", "/", [], b"")
-                stream = response.aiter_raw()
-                assert await stream.__anext__() == b"first"
-                await response.aclose()
-                for _ in range(100):
-                    if closed_after:
-                        break
-                    await asyncio.sleep(0.02)
-                assert closed_after and closed_after[0] < 1.0
-                assert await get(transport) == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 2
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            response = await transport.request("GET", "/", [], b"")
+            stream = response.aiter_raw()
+            assert await stream.__anext__() == b"first"
+            await response.aclose()
+            for _ in range(100):
+                if closed_after:
+                    break
+                await asyncio.sleep(0.02)
+            assert closed_after and closed_after[0] < 1.0
+            assert await get(transport) == (200, b"ok")
+        assert server.connections == 2
 
     env.run(main())
 

@@ -37,14 +37,10 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_keep_alive_reuses_one_connection(env: Env) -> None:
     async def main() -> None:
-        async with ScriptedServer(serve_forever) as server:
-            transport = env.transport(server.url)
-            try:
-                for _ in range(3):
-                    assert await get(transport) == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(serve_forever)) as (server, transport):
+            for _ in range(3):
+                assert await get(transport) == (200, b"ok")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -59,14 +55,10 @@ def test_connection_close_from_upstream_is_honoured(env: Env) -> None:
         await conn.wait_closed_by_peer(5)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"ok")
-                assert await get(transport) == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 2
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport) == (200, b"ok")
+            assert await get(transport) == (200, b"ok")
+        assert server.connections == 2
 
     env.run(main())
 
@@ -78,16 +70,12 @@ def test_connection_closed_while_idle_is_replaced(env: Env) -> None:
         conn.writer.close()  # an idle timeout on the upstream's side
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"ok")
-                await asyncio.sleep(0.1)
-                assert await get(transport) == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 2
-            assert len(server.requests) == 2
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport) == (200, b"ok")
+            await asyncio.sleep(0.1)
+            assert await get(transport) == (200, b"ok")
+        assert server.connections == 2
+        assert len(server.requests) == 2
 
     env.run(main())
 
@@ -103,15 +91,11 @@ def test_reused_connection_closed_before_any_response_is_retried_once(env: Env) 
             await serve_forever(conn)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport, "/one") == (200, b"ok")
-                assert await get(transport, "/two", "POST", b"{}") == (200, b"ok")
-            finally:
-                await transport.aclose()
-            assert server.connections == 2
-            assert [r.line for r in server.requests] == [b"GET /one HTTP/1.1", b"POST /two HTTP/1.1", b"POST /two HTTP/1.1"]
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport, "/one") == (200, b"ok")
+            assert await get(transport, "/two", "POST", b"{}") == (200, b"ok")
+        assert server.connections == 2
+        assert [r.line for r in server.requests] == [b"GET /one HTTP/1.1", b"POST /two HTTP/1.1", b"POST /two HTTP/1.1"]
 
     env.run(main())
 
@@ -133,15 +117,11 @@ def test_no_retry_once_the_response_began(env: Env, request: pytest.FixtureReque
             await serve_forever(conn)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                assert await get(transport) == (200, b"ok")
-                with pytest.raises(UpstreamConnectError):
-                    await get(transport, method="POST", body=b"{}")
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            assert await get(transport) == (200, b"ok")
+            with pytest.raises(UpstreamConnectError):
+                await get(transport, method="POST", body=b"{}")
+        assert server.connections == 1
 
     env.run(main())
 
@@ -152,14 +132,10 @@ def test_no_retry_on_a_fresh_connection(env: Env) -> None:
         conn.writer.close()
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url)
-            try:
-                with pytest.raises(UpstreamConnectError):
-                    await get(transport)
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(script)) as (server, transport):
+            with pytest.raises(UpstreamConnectError):
+                await get(transport)
+        assert server.connections == 1
 
     env.run(main())
 
@@ -183,14 +159,10 @@ def test_max_connections_queues_requests(env: Env) -> None:
             await conn.send(OK)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
-            transport = env.transport(server.url, max_connections=1)
-            try:
-                results = await asyncio.gather(*(get(transport) for _ in range(4)))
-                assert results == [(200, b"ok")] * 4
-            finally:
-                await transport.aclose()
-            assert server.connections == 1
+        async with env.serving(ScriptedServer(script), max_connections=1) as (server, transport):
+            results = await asyncio.gather(*(get(transport) for _ in range(4)))
+            assert results == [(200, b"ok")] * 4
+        assert server.connections == 1
 
     env.run(main())
 
