@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from proxy.children import stop, wait_http_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -60,21 +58,6 @@ def machine_busy() -> tuple[float, float]:
     return (total - idle) / TICK, total / TICK
 
 
-def wait_ok(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout} s")
-        time.sleep(0.05)
-
-
 class Server:
     """A child process listening on ``port``; ``pid`` is the process doing the relaying."""
 
@@ -98,18 +81,11 @@ class Server:
 
     def start(self) -> Server:
         self.proc = subprocess.Popen(self.args, cwd=self.cwd or ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_ok(self.url + self.ready_path, self.proc)
+        wait_http_ok(self.url + self.ready_path, timeout=30.0, proc=self.proc)
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        stop(self.proc)
 
     def output(self) -> str:
         self.log.seek(0)

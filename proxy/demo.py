@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 from prometheus_client import CollectorRegistry
 
+from proxy.children import stop, wait_http_ok
 from proxy.config import Settings
 from proxy.metrics.quantiles import HistogramWindow, counter_total, gauge_total
 from proxy.server import _SideServer, uvicorn_config
@@ -35,23 +36,10 @@ def _simulator(port: int) -> Iterator[str]:
                              *SIM_ARGS])
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the simulator exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the simulator did not start within 20 s")
-            time.sleep(0.05)
+        wait_http_ok(url + "/health", proc=proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=5)
 
 
 async def _client_loop(client: httpx.AsyncClient, rng: random.Random, stop: asyncio.Event) -> None:

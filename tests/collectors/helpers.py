@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.servers import free_port, wait_http_ok
+from proxy.children import wait_http_ok
+from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

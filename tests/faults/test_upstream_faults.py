@@ -18,11 +18,18 @@ import orjson
 import psutil
 import pytest
 
+from proxy.children import wait_http_ok
 from tests.faults.probes import Relayed, eventually
-from tests.faults.rawclient import CHAT, chat_request, connect, read_at_least, read_until_closed
+from tests.faults.rawclient import (
+    CHAT,
+    chat_request,
+    connect,
+    read_at_least,
+    read_until_closed,
+)
 from tests.faults.upstreams import DONE, EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
-from tests.support.servers import free_port, wait_http_ok
+from tests.support.servers import free_port
 
 StartRelay = Callable[..., Relayed]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import ChildProcess, free_port, wait_http_ok
+from proxy.children import wait_http_ok
+from tests.support.servers import ChildProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "llama-server.sh"

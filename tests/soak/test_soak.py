@@ -23,9 +23,10 @@ import orjson
 import psutil
 import pytest
 
+from proxy.children import wait_http_ok
 from tests.soak.child import STATE_PATH
 from tests.support.metrics import scrape
-from tests.support.servers import free_port, wait_http_ok
+from tests.support.servers import free_port
 
 SECONDS = float(os.environ.get("INFERMETER_SOAK_SECONDS", "60"))
 WARMUP = max(3.0, SECONDS * 0.1)

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import yaml
 
+from proxy.children import stop, wait_http_ok
 from tests.stack.tools import require
-from tests.support.servers import free_port, wait_http_ok
+from tests.support.servers import free_port
 
 
 class QueryError(Exception):
@@ -84,9 +85,4 @@ def run_prometheus(workdir: Path, job: str, targets: Sequence[str], rule_files: 
             prometheus.wait_for_first_scrape()
             yield prometheus
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop(proc)
