@@ -9,13 +9,22 @@ from dashboards.builder.model import (
     Row,
     Target,
     dashboard,
-    query_variable,
+    request_variables,
     stat,
     state_timeline,
     table,
     timeseries,
 )
-from dashboards.builder.promql import HOST, RANGE, SERVING, error_ratio, increase, quantile, rate, sel
+from dashboards.builder.promql import (
+    HOST,
+    RANGE,
+    SERVING,
+    error_ratio,
+    increase,
+    quantile,
+    rate,
+    sel,
+)
 
 SUCCESS = 'result="success"'
 AVAILABILITY = [("red", None), ("orange", 0.99), ("green", 0.999)]
@@ -87,19 +96,8 @@ def proxy() -> list[Panel | Row]:
     ]
 
 
-def variables() -> list[Json]:
-    return [
-        query_variable("job", "Job", "label_values(infermeter_build_info, job)"),
-        query_variable("instance", "Instance", 'label_values(infermeter_build_info{job=~"$job"}, instance)'),
-        query_variable("endpoint", "Endpoint",
-                       'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance"}, endpoint)'),
-        query_variable("model", "Model", 'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance",'
-                       'endpoint=~"$endpoint"}, model)'),
-    ]
-
-
 def build() -> Json:
     return dashboard("infermeter-availability", "infermeter / Availability",
                      "Whether the LLM server and its sidecars are up: upstream probes, availability over the range, "
                      "request success ratio, proxy uptime and build versions.",
-                     [*upstream(), *requests(), *proxy()], variables())
+                     [*upstream(), *requests(), *proxy()], request_variables())

@@ -239,3 +239,22 @@ def dashboard(uid: str, title: str, description: str, items: list[Panel | Row], 
         "templating": {"list": [datasource_variable(), *variables]},
         "panels": layout.panels,
     }
+
+
+def scope_variables() -> list[Json]:
+    """job and instance: every dashboard narrows by them, from the series every proxy exports."""
+    return [
+        query_variable("job", "Job", "label_values(infermeter_build_info, job)"),
+        query_variable("instance", "Instance", 'label_values(infermeter_build_info{job=~"$job"}, instance)'),
+    ]
+
+
+def request_variables() -> list[Json]:
+    """job, instance, then the endpoint and model the requests carry."""
+    return [
+        *scope_variables(),
+        query_variable("endpoint", "Endpoint",
+                       'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance"}, endpoint)'),
+        query_variable("model", "Model", 'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance",'
+                       'endpoint=~"$endpoint"}, model)'),
+    ]

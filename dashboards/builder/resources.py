@@ -9,6 +9,7 @@ from dashboards.builder.model import (
     Target,
     dashboard,
     query_variable,
+    scope_variables,
     stat,
     state_timeline,
     table,
@@ -114,8 +115,7 @@ def collectors() -> list[Panel | Row]:
 
 def variables() -> list[Json]:
     return [
-        query_variable("job", "Job", "label_values(infermeter_build_info, job)"),
-        query_variable("instance", "Instance", 'label_values(infermeter_build_info{job=~"$job"}, instance)'),
+        *scope_variables(),
         query_variable("gpu", "GPU", 'label_values(infermeter_gpu_info{job=~"$job",instance=~"$instance"}, gpu)'),
     ]
 

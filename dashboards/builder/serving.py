@@ -9,7 +9,7 @@ from dashboards.builder.model import (
     Target,
     dashboard,
     heatmap,
-    query_variable,
+    request_variables,
     stat,
     textbox_variable,
     timeseries,
@@ -195,12 +195,7 @@ def slo() -> list[Panel | Row]:
 
 def variables() -> list[Json]:
     return [
-        query_variable("job", "Job", "label_values(infermeter_build_info, job)"),
-        query_variable("instance", "Instance", 'label_values(infermeter_build_info{job=~"$job"}, instance)'),
-        query_variable("endpoint", "Endpoint",
-                       'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance"}, endpoint)'),
-        query_variable("model", "Model", 'label_values(infermeter_requests_total{job=~"$job",instance=~"$instance",'
-                       'endpoint=~"$endpoint"}, model)'),
+        *request_variables(),
         textbox_variable("slo_ttft", "TTFT SLO (s)", "0.5", "Same value as the proxy's --slo-ttft"),
         textbox_variable("slo_tpot", "TPOT SLO (s)", "0.05", "Same value as the proxy's --slo-tpot"),
         textbox_variable("slo_duration", "Duration SLO (s)", "10", "Same value as the proxy's --slo-request-duration"),
