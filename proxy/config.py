@@ -7,7 +7,6 @@ message names the flag, so the CLI can print one line and exit.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -84,17 +83,9 @@ class Settings:
             raise ConfigError("--upstream-pid must be a positive process id")
 
     @property
-    def upstream_base_path(self) -> str:
-        """Path prefix of the upstream URL (``""`` for ``http://host:port``)."""
-        return urlsplit(self.upstream).path.rstrip("/")
-
-    @property
     def slo_thresholds(self) -> dict[str, float]:
         pairs = {"ttft": self.slo_ttft, "tpot": self.slo_tpot, "request_duration": self.slo_request_duration}
         return {k: v for k, v in pairs.items() if v is not None}
-
-    def replace(self, **changes: object) -> Settings:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _flag(name: str) -> str:

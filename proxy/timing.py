@@ -6,7 +6,6 @@ All stamps are ``time.perf_counter_ns()`` taken in the proxy (DESIGN.md section 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from time import perf_counter_ns
 
 COMPLETED = "completed"
 CANCELLED = "cancelled"
@@ -61,7 +60,3 @@ class RequestRecord:
         if self.t_first is None or self.t_last is None or n is None or n < 2:
             return None
         return (self.t_last - self.t_first) / 1e9 / (n - 1)
-
-
-def now_ns() -> int:
-    return perf_counter_ns()
