@@ -20,7 +20,7 @@ import orjson
 from proxy.stream import openai
 from proxy.stream.base import RequestInfo, Tap
 from proxy.stream.sse import SSEFramer
-from proxy.stream.taps import make_tap
+from proxy.stream.taps import framing, make_tap
 
 STREAM = RequestInfo(stream=True)
 
@@ -62,7 +62,7 @@ def ollama_chunks(n: int) -> list[bytes]:
 
 def factory(endpoint: str, content_type: bytes) -> Callable[[], Tap]:
     def make() -> Tap:
-        tap = make_tap(endpoint, content_type, STREAM)
+        tap = make_tap(endpoint, framing(endpoint, content_type, STREAM))
         assert tap is not None
         return tap
 

@@ -44,6 +44,7 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "metrics-token": (str, "require 'Authorization: Bearer TOKEN' on /metrics"),
     "connect-timeout": (float, "seconds to connect to the upstream"),
     "read-timeout": (float, "seconds to wait for upstream headers, and for each later read"),
+    "body-timeout": (float, "seconds a client may pause while sending its request body (408 after)"),
     "max-request-bytes": (int, "largest request body accepted (413 above)"),
     "max-models": (int, "distinct model label values before new ones become 'other'"),
     "log-level": (str, "critical, error, warning, info or debug"),

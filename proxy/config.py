@@ -27,6 +27,8 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     connect_timeout: float = 5.0
     read_timeout: float = 600.0
+    # nginx's client_body_timeout: the longest a client may pause while sending its body.
+    body_timeout: float = 60.0
     max_request_bytes: int = 16 * 1024 * 1024
     max_models: int = 32
     log_level: str = "info"
@@ -60,7 +62,7 @@ class Settings:
                 raise ConfigError(f"--{_flag(name)} must be between 0 and 65535, got {value}")
         if self.metrics_port is not None and self.metrics_port == self.port and self.port != 0:
             raise ConfigError("--metrics-port must differ from --port")
-        for name in ("connect_timeout", "read_timeout", "sample_interval", "probe_interval", "probe_timeout"):
+        for name in ("connect_timeout", "read_timeout", "body_timeout", "sample_interval", "probe_interval", "probe_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive number of seconds")
         for name in ("slo_ttft", "slo_tpot", "slo_request_duration"):

@@ -1,4 +1,5 @@
-"""Per-request timing: the relay stamps points, the recorder reads the finished record.
+"""The one record of a request: the relay stamps times, the tap fills what the server said,
+the recorder reads the finished record.
 
 All stamps are ``time.perf_counter_ns()`` taken in the proxy (DESIGN.md section 5).
 """
@@ -7,17 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from proxy.stream.base import StreamSummary
+
 COMPLETED = "completed"
 CANCELLED = "cancelled"
 UPSTREAM_ERROR = "upstream_error"
 REJECTED = "rejected"
+OUTCOMES = (COMPLETED, CANCELLED, UPSTREAM_ERROR, REJECTED)
+
+# Gaps between token events are held until this many, then handed to the recorder, so an
+# endless stream costs constant memory (issue 15: one stored gap per event grew 15 MB in 45 s).
+GAP_BUFFER = 256
 
 
 @dataclass(slots=True)
 class RequestRecord:
     endpoint: str
     t_arrival: int
-    model: str | None = None
+    # The model the client's request named; the response's, when it names one, wins.
+    request_model: str | None = None
     stream: bool = False
     code: int = 0
     outcome: str = COMPLETED
@@ -25,30 +34,64 @@ class RequestRecord:
     t_first: int | None = None
     t_last: int | None = None
     t_end: int | None = None
-    token_events: int = 0
-    # Gaps between consecutive token events, ns; events that arrive in one chunk are
-    # 0 apart, as the client sees them.
+    # What the server said about the request, filled in place by the response's tap.
+    report: StreamSummary = field(default_factory=StreamSummary)
+    # Gaps between consecutive token events not yet handed to the recorder, ns. Events
+    # that arrive in one chunk are 0 apart, as the client sees them: those are counted.
     gaps_ns: list[int] = field(default_factory=list)
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    tokens_estimated: bool = False
-    finish_reason: str | None = None
-    parse_errors: int = 0
+    zero_gaps: int = 0
 
-    def tokens(self, n: int, now: int) -> None:
-        """``n`` token events completed in a chunk that arrived at ``now``."""
+    def tokens(self, n: int, now: int) -> bool:
+        """``n`` token events completed in a chunk that arrived at ``now``.
+
+        True when the held gaps reached ``GAP_BUFFER`` and should be drained."""
         if self.t_last is None:
             self.t_first = now
         else:
             self.gaps_ns.append(now - self.t_last)
-        if n > 1:
-            self.gaps_ns.extend([0] * (n - 1))
+        self.zero_gaps += n - 1
         self.t_last = now
-        self.token_events += n
+        return len(self.gaps_ns) >= GAP_BUFFER
+
+    @property
+    def model(self) -> str | None:
+        return self.report.model or self.request_model
+
+    @property
+    def token_events(self) -> int:
+        return self.report.token_events
+
+    @property
+    def input_tokens(self) -> int | None:
+        return self.report.input_tokens
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Exact when the server reported it, else the token events seen (DESIGN.md section 4)."""
+        reported = self.report.output_tokens
+        if reported is not None:
+            return reported
+        return self.report.token_events or None
+
+    @property
+    def tokens_estimated(self) -> bool:
+        return self.report.output_tokens is None and self.report.token_events > 0
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.report.finish_reason
+
+    @property
+    def parse_errors(self) -> int:
+        return self.report.parse_errors
 
     @property
     def duration_s(self) -> float:
         return ((self.t_end or self.t_arrival) - self.t_arrival) / 1e9
+
+    @property
+    def headers_s(self) -> float | None:
+        return None if self.t_headers is None else (self.t_headers - self.t_arrival) / 1e9
 
     @property
     def ttft_s(self) -> float | None:

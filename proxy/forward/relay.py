@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from proxy.config import Settings
-from proxy.forward.base import Transport, UpstreamResponse
+from proxy.forward.base import RawHeaders, Transport, UpstreamResponse
 from proxy.forward.errors import UpstreamError, UpstreamReadError, UpstreamTimeout
 from proxy.forward.headers import client_response_headers, header_value, upstream_request_headers
 from proxy.metrics.recorder import Recorder
@@ -26,7 +26,7 @@ from proxy.stream.base import RequestInfo, Tap
 from proxy.stream.endpoints import CHAT_COMPLETIONS, COMPLETIONS, classify
 from proxy.stream.inject import UsageStripper, add_include_usage
 from proxy.stream.request import inspect_request
-from proxy.stream.taps import make_tap
+from proxy.stream.taps import STREAMING_FRAMINGS, framing, make_tap
 from proxy.timing import CANCELLED, REJECTED, UPSTREAM_ERROR, RequestRecord
 
 Scope = MutableMapping[str, Any]
@@ -35,14 +35,12 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 log = logging.getLogger("infermeter.relay")
 
-# nginx's client_body_timeout: the longest a client may pause while sending its body,
-# so a trickling body cannot hold a connection and a task for ever.
-BODY_TIMEOUT_S = 60.0
 # nginx's convention for "the client closed the request before a status was sent".
 CLIENT_CLOSED = 499
 _NO_INFO = RequestInfo()
-_STREAMING_TYPES = (b"text/event-stream", b"application/x-ndjson")
 _OPENAI_STREAMS = frozenset({CHAT_COMPLETIONS, COMPLETIONS})
+# Statuses whose responses never have a body (RFC 9110 sections 15.3.5 and 15.4.5).
+_NO_BODY = frozenset({204, 304})
 
 
 class StreamAborted(Exception):
@@ -84,7 +82,7 @@ class Relay:
         self.max_body = settings.max_request_bytes
         self.upstream_name = settings.upstream
         self.inject_usage = settings.inject_usage
-        self.body_timeout = BODY_TIMEOUT_S
+        self.body_timeout = settings.body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = RequestRecord(classify(scope["path"]), perf_counter_ns())
@@ -94,10 +92,14 @@ class Relay:
         try:
             await self._relay(scope, receive, send, rec)
         finally:
-            if rec.t_end is None:
-                rec.t_end = perf_counter_ns()
-            if recorder is not None:
-                recorder.record(rec)
+            self._finish(rec)
+
+    def _finish(self, rec: RequestRecord) -> None:
+        """The request is over, whichever way: the one place its record is handed on."""
+        if rec.t_end is None:
+            rec.t_end = perf_counter_ns()
+        if self.recorder is not None:
+            self.recorder.record(rec)
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
         if scope["method"] == "CONNECT":
@@ -105,12 +107,15 @@ class Relay:
             await self._error(send, rec, 405, "CONNECT is not supported: infermeter only relays to its configured upstream.",
                               "invalid_request_error", "method_not_allowed")
             return
+        # Read before the body: an ASGI server appends a chunked body's trailers to the
+        # same header list, and a trailer must never reach the upstream as a header.
+        headers = upstream_request_headers(scope)
         body = await self._read_body(scope, receive, send, rec)
         if body is None:
             return
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
-        rec.model = info.model
+        rec.request_model = info.model
         inject = False
         if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:
             injected = add_include_usage(body)
@@ -125,62 +130,11 @@ class Relay:
         response: UpstreamResponse | None = None
         tap: Tap | None = None
         try:
-            target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
-            if scope.get("query_string"):
-                target += "?" + scope["query_string"].decode("latin-1")
-            try:
-                response = await self.transport.request(scope["method"], target, upstream_request_headers(scope), body)
-            except UpstreamTimeout:
-                rec.outcome = UPSTREAM_ERROR
-                watch.done = True
-                await self._error(send, rec, 504, f"upstream {self.upstream_name} sent no response headers in time",
-                                  "upstream_error", "upstream_timeout")
+            response = await self._open(scope, headers, body, send, rec, watch)
+            if response is None:
                 return
-            except UpstreamError as exc:
-                rec.outcome = UPSTREAM_ERROR
-                watch.done = True
-                await self._error(send, rec, 502, f"upstream {self.upstream_name} is unreachable: {exc}",
-                                  "upstream_error", "upstream_unreachable")
-                return
-            rec.t_headers = perf_counter_ns()
-            rec.code = response.status
-            ctype = header_value(response.headers, b"content-type") or b""
-            rec.stream = ctype.startswith(_STREAMING_TYPES)
-            # A compressed body cannot be read without decompressing it: relay, don't parse.
-            if observe and header_value(response.headers, b"content-encoding") in (None, b"identity"):
-                tap = make_tap(rec.endpoint, ctype, info)
-            headers = client_response_headers(response.headers)
-            stripper = None
-            if inject and ctype.startswith(b"text/event-stream"):
-                stripper = UsageStripper()
-                headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
-            await send({"type": "http.response.start", "status": response.status, "headers": headers})
-            last = 0
-            try:
-                async for chunk in response.aiter_raw():
-                    last = perf_counter_ns()
-                    if stripper is None:
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    else:
-                        out = stripper.feed(chunk)
-                        if out:
-                            await send({"type": "http.response.body", "body": out, "more_body": True})
-                    if tap is not None:
-                        n = tap.feed(chunk)
-                        if n:
-                            rec.tokens(n, last)
-            except UpstreamReadError as exc:
-                rec.outcome = UPSTREAM_ERROR
-                watch.done = True
-                log.warning("upstream stream broke mid-response on endpoint %s: %s", rec.endpoint, exc)
-                raise StreamAborted(str(exc)) from None
-            if tap is not None:
-                n = tap.close()
-                if n:
-                    rec.tokens(n, last)
-            watch.done = True
-            await send({"type": "http.response.body", "body": stripper.close() if stripper else b"", "more_body": False})
-            rec.t_end = perf_counter_ns()
+            tap = self._tap(response, rec, info, observe)
+            await self._stream(response, send, rec, tap, watch, inject)
         except asyncio.CancelledError:
             if not watch.disconnected:
                 raise
@@ -188,18 +142,95 @@ class Relay:
             _uncancel(task)
             # Clients often hang up as soon as they read the finish event or [DONE]; the
             # model had finished by then, and that is not a cancellation.
-            if tap is None or tap.summary.finish_reason is None:
+            if tap is None or rec.finish_reason is None:
                 rec.outcome = CANCELLED
             if rec.code == 0:
                 rec.code = CLIENT_CLOSED
         finally:
             watch.done = True
             watcher.cancel()
-            # Also for a stream that broke or was cancelled: what it said so far counts.
-            if tap is not None:
-                _merge_summary(rec, tap)
             if response is not None:
                 await response.aclose()
+
+    async def _open(self, scope: Scope, headers: RawHeaders, body: bytes, send: Send, rec: RequestRecord,
+                    watch: _Watch) -> UpstreamResponse | None:
+        """Send the request upstream; on failure answer 502/504 and return None."""
+        target = scope["raw_path"].decode("latin-1") if scope.get("raw_path") else scope["path"]
+        if scope.get("query_string"):
+            target += "?" + scope["query_string"].decode("latin-1")
+        try:
+            response = await self.transport.request(scope["method"], target, headers, body)
+        except UpstreamTimeout:
+            rec.outcome = UPSTREAM_ERROR
+            watch.done = True
+            await self._error(send, rec, 504, f"upstream {self.upstream_name} sent no response headers in time",
+                              "upstream_error", "upstream_timeout")
+            return None
+        except UpstreamError as exc:
+            rec.outcome = UPSTREAM_ERROR
+            watch.done = True
+            await self._error(send, rec, 502, f"upstream {self.upstream_name} is unreachable: {exc}",
+                              "upstream_error", "upstream_unreachable")
+            return None
+        rec.t_headers = perf_counter_ns()
+        rec.code = response.status
+        return response
+
+    @staticmethod
+    def _tap(response: UpstreamResponse, rec: RequestRecord, info: RequestInfo, observe: bool) -> Tap | None:
+        """Decide once how the body is framed: that makes both the ``stream`` label and the tap."""
+        how = framing(rec.endpoint, header_value(response.headers, b"content-type"), info)
+        rec.stream = how in STREAMING_FRAMINGS
+        # A compressed body cannot be read without decompressing it: relay, don't parse.
+        if not observe or header_value(response.headers, b"content-encoding") not in (None, b"identity"):
+            return None
+        tap = make_tap(rec.endpoint, how)
+        if tap is not None:
+            rec.report = tap.summary
+        return tap
+
+    async def _stream(self, response: UpstreamResponse, send: Send, rec: RequestRecord, tap: Tap | None,
+                      watch: _Watch, inject: bool) -> None:
+        """Relay the response: each chunk to the client first, then to the tap."""
+        ctype = header_value(response.headers, b"content-type") or b""
+        headers = client_response_headers(response.headers)
+        status = response.status
+        if status in _NO_BODY:
+            # uvicorn would hold a 204/304's Content-Length against the empty body it
+            # must send, raise, and drop the connection with a request pipelined behind.
+            headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+        stripper = None
+        if inject and ctype.startswith(b"text/event-stream"):
+            stripper = UsageStripper()
+            headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        recorder = self.recorder
+        last = 0
+        try:
+            async for chunk in response.aiter_raw():
+                last = perf_counter_ns()
+                if stripper is None:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                else:
+                    out = stripper.feed(chunk)
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                if tap is not None:
+                    n = tap.feed(chunk)
+                    if n and rec.tokens(n, last) and recorder is not None:
+                        recorder.drain_gaps(rec)
+        except UpstreamReadError as exc:
+            rec.outcome = UPSTREAM_ERROR
+            watch.done = True
+            log.warning("upstream stream broke mid-response on endpoint %s: %s", rec.endpoint, exc)
+            raise StreamAborted(str(exc)) from None
+        if tap is not None:
+            n = tap.close()
+            if n:
+                rec.tokens(n, last)
+        watch.done = True
+        await send({"type": "http.response.body", "body": stripper.close() if stripper else b"", "more_body": False})
+        rec.t_end = perf_counter_ns()
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> bytes | None:
         declared = header_value(scope["headers"], b"content-length")
@@ -245,20 +276,6 @@ class Relay:
             *([(b"connection", b"close")] if status in (408, 413) else []),
         ]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _merge_summary(rec: RequestRecord, tap: Tap) -> None:
-    s = tap.summary
-    if s.model:
-        rec.model = s.model
-    rec.input_tokens = s.input_tokens
-    rec.finish_reason = s.finish_reason
-    rec.parse_errors = s.parse_errors
-    if s.output_tokens is not None:
-        rec.output_tokens = s.output_tokens
-    elif rec.token_events:
-        rec.output_tokens = rec.token_events
-        rec.tokens_estimated = True
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:

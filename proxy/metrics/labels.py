@@ -15,13 +15,14 @@ class ModelLabels:
         self.limit = limit
         self._seen: set[str] = set()
 
-    def __call__(self, name: str | None) -> str:
+    def __call__(self, name: str | None, admit: bool = True) -> str:
+        """The label for ``name``; a name not seen before takes a slot only if ``admit``."""
         if not name:
             return UNKNOWN
         label = name[:MAX_MODEL_CHARS]
         if label in self._seen:
             return label
-        if len(self._seen) >= self.limit:
+        if not admit or len(self._seen) >= self.limit:
             return OVERFLOW
         self._seen.add(label)
         return label

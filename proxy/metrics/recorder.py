@@ -47,10 +47,25 @@ class Recorder:
     def started(self, endpoint: str) -> None:
         self.m.in_flight_by_endpoint[endpoint].inc()
 
+    def model_label(self, rec: RequestRecord) -> str:
+        # Only a server's successful answer may take a new label slot: it knows its models,
+        # while a client can name any (issue 15: junk names took every slot).
+        return self.models(rec.model, admit=200 <= rec.code < 300)
+
+    def drain_gaps(self, rec: RequestRecord) -> None:
+        """Observe the token gaps the record holds and forget them (constant memory per stream)."""
+        observe = self._bind(rec.endpoint, self.model_label(rec)).tbt.observe
+        for gap in rec.gaps_ns:
+            observe(gap / 1e9)
+        for _ in range(rec.zero_gaps):
+            observe(0.0)
+        rec.gaps_ns.clear()
+        rec.zero_gaps = 0
+
     def record(self, rec: RequestRecord) -> None:
         m = self.m
         m.in_flight_by_endpoint[rec.endpoint].dec()
-        model = self.models(rec.model)
+        model = self.model_label(rec)
         key = (rec.endpoint, model, rec.code, rec.outcome)
         counter = self._requests.get(key)
         if counter is None:
@@ -61,16 +76,16 @@ class Recorder:
         c = self._bind(rec.endpoint, model)
         duration = rec.duration_s
         (c.duration_stream if rec.stream else c.duration_plain).observe(duration)
-        if rec.t_headers is not None:
-            m.headers_by_endpoint[rec.endpoint].observe((rec.t_headers - rec.t_arrival) / 1e9)
+        headers = rec.headers_s
+        if headers is not None:
+            m.headers_by_endpoint[rec.endpoint].observe(headers)
         if rec.parse_errors:
             m.parse_errors_by_endpoint[rec.endpoint].inc(rec.parse_errors)
         ttft = rec.ttft_s
         if ttft is not None:
             c.ttft.observe(ttft)
-            observe = c.tbt.observe
-            for gap in rec.gaps_ns:
-                observe(gap / 1e9)
+            if rec.gaps_ns or rec.zero_gaps:
+                self.drain_gaps(rec)
         if rec.tokens_estimated:
             m.estimated_by_endpoint[rec.endpoint].inc()
         out = rec.output_tokens

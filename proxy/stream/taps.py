@@ -54,34 +54,38 @@ _SSE_TYPES = frozenset({b"text/event-stream"})
 _NDJSON_TYPES = frozenset({b"application/x-ndjson", b"application/ndjson", b"application/jsonl", b"application/x-jsonlines"})
 
 
-def _framing(endpoint: str, content_type: bytes | None, info: RequestInfo) -> str | None:
+SSE, NDJSON, JSON = "sse", "ndjson", "json"
+STREAMING_FRAMINGS = frozenset({SSE, NDJSON})
+
+
+def framing(endpoint: str, content_type: bytes | None, info: RequestInfo) -> str | None:
+    """How the response body is framed: the one answer to "is this a stream?" (issue 12)."""
     media = content_type.partition(b";")[0].strip().lower() if content_type else b""
     if not media:
         if not info.stream:
-            return "json"
-        return "ndjson" if endpoint in _NDJSON else "sse"
+            return JSON
+        return NDJSON if endpoint in _NDJSON else SSE
     if media in _SSE_TYPES:
-        return "sse"
+        return SSE
     if media in _NDJSON_TYPES:
-        return "ndjson"
+        return NDJSON
     if media == b"application/json" or media.endswith(b"+json"):
         # Ollama streams answer with a JSON type on some versions and proxies.
-        return "ndjson" if info.stream and endpoint in _NDJSON else "json"
+        return NDJSON if info.stream and endpoint in _NDJSON else JSON
     return None
 
 
-def make_tap(endpoint: str, content_type: bytes | None, info: RequestInfo) -> Tap | None:
-    """A fresh tap for one response, or None when the response is not metered."""
-    framing = _framing(endpoint, content_type, info)
-    if framing == "json":
+def make_tap(endpoint: str, framing: str | None) -> Tap | None:
+    """A fresh tap for one response framed as ``framing``, or None when it is not metered."""
+    if framing == JSON:
         if endpoint == EMBEDDINGS:
             return EmbeddingsTap()
         json_handler = _JSON.get(endpoint)
         return JSONBodyTap(json_handler) if json_handler is not None else None
-    if framing == "sse":
+    if framing == SSE:
         sse_handler = _SSE.get(endpoint)
         return SSETap(sse_handler) if sse_handler is not None else None
-    if framing == "ndjson":
+    if framing == NDJSON:
         line_handler = _NDJSON.get(endpoint)
         return NDJSONTap(line_handler) if line_handler is not None else None
     return None

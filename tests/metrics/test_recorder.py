@@ -8,7 +8,8 @@ from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
 from proxy.metrics.labels import ModelLabels
 from proxy.metrics.recorder import Recorder
-from proxy.timing import CANCELLED, RequestRecord
+from proxy.stream.base import StreamSummary
+from proxy.timing import CANCELLED, GAP_BUFFER, RequestRecord
 
 MS = 1_000_000
 
@@ -25,13 +26,13 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 
 def _stream(t0: int = 0) -> RequestRecord:
-    rec = RequestRecord("chat_completions", t0, model="m", stream=True, code=200)
+    rec = RequestRecord("chat_completions", t0, request_model="m", stream=True, code=200,
+                        report=StreamSummary(output_tokens=4, token_events=4))
     rec.t_headers = t0 + 50 * MS
     rec.tokens(1, t0 + 100 * MS)
     rec.tokens(2, t0 + 130 * MS)  # two events in one chunk: gaps of 30 ms and 0
     rec.tokens(1, t0 + 150 * MS)
     rec.t_end = t0 + 200 * MS
-    rec.output_tokens = 4
     return rec
 
 
@@ -53,10 +54,11 @@ def test_stream_observations() -> None:
 
 def test_single_token_stream_has_no_tpot_and_non_stream_no_ttft() -> None:
     recorder, reg = _recorder()
-    one = RequestRecord("completions", 0, model="m", stream=True, code=200, t_end=10 * MS)
+    one = RequestRecord("completions", 0, request_model="m", stream=True, code=200, t_end=10 * MS,
+                        report=StreamSummary(output_tokens=1, token_events=1))
     one.tokens(1, 5 * MS)
-    one.output_tokens = 1
-    plain = RequestRecord("completions", 0, model="m", code=200, t_end=10 * MS, output_tokens=7)
+    plain = RequestRecord("completions", 0, request_model="m", code=200, t_end=10 * MS,
+                          report=StreamSummary(output_tokens=7))
     for rec in (one, plain):
         recorder.started("completions")
         recorder.record(rec)
@@ -87,3 +89,48 @@ def test_model_labels_are_cut_and_capped() -> None:
     assert labels("c") == "other"
     assert labels("b") == "b"
     assert labels(None) == "unknown"
+
+
+def test_output_tokens_fall_back_on_token_events_and_say_so() -> None:
+    rec = RequestRecord("chat_completions", 0, request_model="m", code=200, report=StreamSummary(token_events=3))
+    assert (rec.output_tokens, rec.tokens_estimated) == (3, True)
+    rec.report.output_tokens = 5
+    assert (rec.output_tokens, rec.tokens_estimated) == (5, False)
+    assert RequestRecord("chat_completions", 0).output_tokens is None
+
+
+def test_the_response_model_wins_over_the_request_model() -> None:
+    rec = RequestRecord("chat_completions", 0, request_model="alias", report=StreamSummary(model="real"))
+    assert rec.model == "real"
+    rec.report.model = None
+    assert rec.model == "alias"
+
+
+def test_only_a_successful_answer_admits_a_new_model_label() -> None:
+    recorder, reg = _recorder(max_models=1)
+    for model, code in (("junk", 404), ("real", 200), ("junk", 200)):
+        recorder.started("chat_completions")
+        recorder.record(RequestRecord("chat_completions", 0, request_model=model, code=code, t_end=MS))
+    assert _value(reg, "infermeter_requests_total", endpoint="chat_completions", model="other", code="404", outcome="completed") == 1
+    assert _value(reg, "infermeter_requests_total", endpoint="chat_completions", model="real", code="200", outcome="completed") == 1
+    # The slot went to the first model a server answered for; later names are "other".
+    assert _value(reg, "infermeter_requests_total", endpoint="chat_completions", model="other", code="200", outcome="completed") == 1
+
+
+def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
+    recorder, reg = _recorder()
+    rec = RequestRecord("chat_completions", 0, request_model="m", stream=True, code=200)
+    recorder.started("chat_completions")
+    held = 0
+    for i in range(10 * GAP_BUFFER):
+        if rec.tokens(2, (i + 1) * MS):
+            recorder.drain_gaps(rec)
+        held = max(held, len(rec.gaps_ns))
+    rec.report.token_events = 20 * GAP_BUFFER
+    rec.t_end = (10 * GAP_BUFFER + 1) * MS
+    recorder.record(rec)
+    assert held <= GAP_BUFFER
+    lab = {"endpoint": "chat_completions", "model": "m"}
+    # 10*B - 1 gaps of 1 ms between chunks, and one 0 gap inside each of the 10*B chunks.
+    assert _value(reg, "infermeter_time_between_tokens_seconds_count", **lab) == 20 * GAP_BUFFER - 1
+    assert abs(_value(reg, "infermeter_time_between_tokens_seconds_sum", **lab) - (10 * GAP_BUFFER - 1) / 1000) < 1e-6

@@ -270,8 +270,8 @@ def test_hanging_up_after_the_finish_event_is_not_a_cancellation(start_proxy: Ca
     assert m.get("infermeter_requests_total", endpoint="chat_completions", outcome="cancelled") == 1
 
 
-def test_trickling_body_times_out_with_408(sim: ThreadServer, proxy: ThreadServer) -> None:
-    proxy.app.relay.body_timeout = 0.3  # type: ignore[attr-defined]
+def test_trickling_body_times_out_with_408(sim: ThreadServer, start_proxy: Callable[..., ThreadServer]) -> None:
+    proxy = start_proxy(sim.url, body_timeout=0.3)
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as conn:
         conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"model\":")
         started = time.monotonic()

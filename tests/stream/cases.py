@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proxy.stream.base import RequestInfo, StreamSummary, Tap
-from proxy.stream.taps import make_tap
+from proxy.stream.taps import framing, make_tap
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -30,7 +30,7 @@ class Case:
         return (FIXTURES / self.fixture).read_bytes()
 
     def tap(self) -> Tap:
-        tap = make_tap(self.endpoint, self.content_type, RequestInfo(stream=self.stream))
+        tap = make_tap(self.endpoint, framing(self.endpoint, self.content_type, RequestInfo(stream=self.stream)))
         assert tap is not None
         return tap
 

@@ -8,7 +8,7 @@ from proxy.stream.endpoints import ENDPOINTS, classify
 from proxy.stream.jsonbody import JSONBodyTap
 from proxy.stream.ndjson import NDJSONTap
 from proxy.stream.sse import SSETap
-from proxy.stream.taps import make_tap
+from proxy.stream.taps import framing, make_tap
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ PLAIN = RequestInfo(stream=False)
     ],
 )
 def test_make_tap_chooses_by_endpoint_and_content_type(endpoint: str, content_type: bytes | None, info: RequestInfo, kind: type | None) -> None:
-    tap = make_tap(endpoint, content_type, info)
+    tap = make_tap(endpoint, framing(endpoint, content_type, info))
     if kind is None:
         assert tap is None
     else:
@@ -75,13 +75,13 @@ def test_make_tap_chooses_by_endpoint_and_content_type(endpoint: str, content_ty
 
 
 def test_every_tap_is_fresh() -> None:
-    a = make_tap("chat_completions", b"text/event-stream", STREAM)
-    b = make_tap("chat_completions", b"text/event-stream", STREAM)
+    a = make_tap("chat_completions", framing("chat_completions", b"text/event-stream", STREAM))
+    b = make_tap("chat_completions", framing("chat_completions", b"text/event-stream", STREAM))
     assert a is not b and a is not None and b is not None and a.summary is not b.summary
 
 
 def test_big_embeddings_body_keeps_only_head_and_tail() -> None:
-    tap = make_tap("embeddings", b"application/json", PLAIN)
+    tap = make_tap("embeddings", framing("embeddings", b"application/json", PLAIN))
     assert tap is not None
     head = b'{"object":"list","model":"text-embedding-3-large","data":[{"object":"embedding","index":0,"embedding":['
     vector = b",".join(b"-0.0123456789" for _ in range(200_000))

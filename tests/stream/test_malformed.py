@@ -11,7 +11,7 @@ from proxy.stream.endpoints import ENDPOINTS
 from proxy.stream.jsonbody import JSONBodyTap
 from proxy.stream import openai
 from proxy.stream.sse import SSETap
-from proxy.stream.taps import make_tap
+from proxy.stream.taps import framing, make_tap
 from tests.stream.cases import JSON, NDJSON, SSE, STREAMS, run, split
 
 CONTENT_TYPES = [SSE, NDJSON, JSON, None]
@@ -22,7 +22,7 @@ def _distinct_taps() -> list[tuple[str, bytes | None, bool]]:
     for endpoint in ENDPOINTS:
         for content_type in CONTENT_TYPES:
             for stream in (True, False):
-                tap = make_tap(endpoint, content_type, RequestInfo(stream=stream))
+                tap = make_tap(endpoint, framing(endpoint, content_type, RequestInfo(stream=stream)))
                 if tap is not None:
                     seen.setdefault((endpoint, type(tap).__name__), (endpoint, content_type, stream))
     return list(seen.values())
@@ -32,7 +32,7 @@ TAPS = _distinct_taps()
 
 
 def tap_for(endpoint: str, content_type: bytes | None, stream: bool) -> Tap:
-    tap = make_tap(endpoint, content_type, RequestInfo(stream=stream))
+    tap = make_tap(endpoint, framing(endpoint, content_type, RequestInfo(stream=stream)))
     assert tap is not None
     return tap
 
