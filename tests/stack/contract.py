@@ -6,6 +6,8 @@ repository. The live test holds both this list and the dashboards to a running p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # name -> (type, labels)
 FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
     name: (kind, frozenset(labels.split()))
@@ -79,3 +81,18 @@ def labels_of(series: str) -> frozenset[str]:
 def needs_gpu(series: str) -> bool:
     """Series only a sidecar that sees an NVIDIA GPU through NVML exports."""
     return series.startswith(("infermeter_gpu_", "infermeter_upstream_gpu_"))
+
+
+# The engines' own series (DESIGN.md section 13) are not infermeter's: the rules in
+# engines.yml may read those that a recorded exposition of the engine holds.
+ENGINE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "engines"
+
+
+def engine_sample_names() -> dict[str, str]:
+    """Every sample name in the recorded engine expositions, mapped to its fixture."""
+    names: dict[str, str] = {}
+    for path in sorted(ENGINE_FIXTURES.glob("*.prom")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line and not line.startswith("#"):
+                names.setdefault(line.split("{", 1)[0].split(" ", 1)[0], path.stem)
+    return names

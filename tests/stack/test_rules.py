@@ -13,6 +13,8 @@ from tests.stack.tools import REPO, require
 
 PROM_DIR = REPO / "dashboards" / "prometheus"
 UNIT_TESTS = PROM_DIR / "tests" / "rules_test.yml"
+# rules_test.yml holds every alert's cases; engines_test.yml each engine mapping's.
+ALL_UNIT_TESTS = sorted((PROM_DIR / "tests").glob("*_test.yml"))
 ALERTS = [rule for rule in exprs.rules() if "alert" in rule]
 SEVERITIES = {"critical", "warning", "info"}
 
@@ -32,8 +34,9 @@ def test_promtool_check_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_rule_unit_tests() -> None:
-    result = promtool("test", "rules", UNIT_TESTS)
+@pytest.mark.parametrize("unit_tests", ALL_UNIT_TESTS, ids=[p.name for p in ALL_UNIT_TESTS])
+def test_promtool_rule_unit_tests(unit_tests: Path) -> None:
+    result = promtool("test", "rules", unit_tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -49,6 +52,7 @@ def test_expected_alerts_exist() -> None:
         "InfermeterProxyDown", "InfermeterUpstreamDown", "InfermeterHighErrorRatio", "InfermeterTTFTHigh",
         "InfermeterTPOTHigh", "InfermeterSLOBurnRateFast", "InfermeterSLOBurnRateSlow",
         "InfermeterGPUMemoryNearFull", "InfermeterCollectorFailing",
+        "InfermeterEngineKVCacheNearFull", "InfermeterEngineQueueGrowing", "InfermeterEnginePreemptionStorm",
     }
 
 
@@ -72,11 +76,31 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test(rule: dict[str, object])
 
 @pytest.mark.parametrize("rule", exprs.rules(), ids=[rule.get("alert") or rule["record"] for rule in exprs.rules()])
 def test_rule_uses_only_contract_series(rule: dict[str, str]) -> None:
-    unknown = exprs.metric_names(rule["expr"]) - set(contract.sample_names()) - exprs.recorded_names()
-    assert not unknown, f"not in DESIGN.md section 6 nor a recording rule: {sorted(unknown)}"
+    known = set(contract.sample_names()) | exprs.recorded_names()
+    if rule["file"] == "engines.yml":
+        known |= set(contract.engine_sample_names())
+    unknown = exprs.metric_names(rule["expr"]) - known
+    assert not unknown, f"not in DESIGN.md section 6, a recorded engine exposition nor a recording rule: {sorted(unknown)}"
 
 
-def test_unit_tests_load_the_shipped_rule_files() -> None:
-    spec = yaml.safe_load(UNIT_TESTS.read_text(encoding="utf-8"))
-    loaded = {(UNIT_TESTS.parent / path).resolve() for path in spec["rule_files"]}
+@pytest.mark.parametrize("unit_tests", ALL_UNIT_TESTS, ids=[p.name for p in ALL_UNIT_TESTS])
+def test_unit_tests_load_the_shipped_rule_files(unit_tests: Path) -> None:
+    spec = yaml.safe_load(unit_tests.read_text(encoding="utf-8"))
+    loaded = {(unit_tests.parent / path).resolve() for path in spec["rule_files"]}
     assert loaded == {path.resolve() for path in exprs.RULE_FILES}
+
+
+ENGINE_RULES = [rule for rule in exprs.rules() if rule["file"] == "engines.yml"]
+
+
+@pytest.mark.parametrize("rule", ENGINE_RULES, ids=[f"{r['group']}/{r['record']}" for r in ENGINE_RULES])
+def test_engine_rule_is_labelled_and_unit_tested(rule: dict[str, object]) -> None:
+    """Every mapping names its engine and has a promtool case that checks its output."""
+    labels = rule.get("labels")
+    assert isinstance(labels, dict) and rule["group"] == f"engine.{labels.get('engine')}"
+    spec = yaml.safe_load((PROM_DIR / "tests" / "engines_test.yml").read_text(encoding="utf-8"))
+    checked = {(case["expr"].split("{", 1)[0], label)
+               for test in spec["tests"] for case in test.get("promql_expr_test", [])
+               for label in [s["labels"] for s in case["exp_samples"]]}
+    assert any(name == rule["record"] and f'engine="{labels["engine"]}"' in text for name, text in checked), \
+        "no promql_expr_test in engines_test.yml checks this mapping's output"
