@@ -18,9 +18,12 @@ from prometheus_client import CollectorRegistry
 from proxy.children import stop, wait_http_ok
 from proxy.config import Settings
 from proxy.metrics.quantiles import HistogramWindow, counter_total, gauge_total
-from proxy.server import _SideServer, uvicorn_config
+from proxy.server import SideServer, uvicorn_config
 
 SIM_ARGS = ["--ttft", "0.15", "--tbt", "0.02", "--jitter", "0.3", "--output-tokens", "48", "--seed", "7"]
+# Percentiles in the summary cover this many seconds, like a rate(...[30s]) in Grafana:
+# enough requests for a stable p99 (about 200 at the demo's pace), short enough to move.
+SUMMARY_WINDOW = 30.0
 PROMPTS = ["Say hello.", "Write a haiku about latency.", "Explain TTFT in one sentence.", "List three GPUs."]
 
 
@@ -107,7 +110,7 @@ async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, 
     with _simulator(sim_port or _free_port()) as upstream:
         settings = Settings(upstream=upstream, port=port, log_level="warning")
         app = create_app(settings)
-        server = _SideServer(uvicorn_config(app, settings.host, settings.port, "warning"))
+        server = SideServer(uvicorn_config(app, settings.host, settings.port, "warning"))
         server_task = asyncio.ensure_future(server.serve())
         while not server.started:
             if server_task.done():
@@ -116,12 +119,13 @@ async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, 
         bound = server.servers[0].sockets[0].getsockname()[1]
         print(f"infermeter demo: simulator {upstream} <- proxy http://127.0.0.1:{bound}")
         print(f"  metrics: http://127.0.0.1:{bound}/metrics   (Ctrl-C to stop)")
+        print(f"  percentiles over the last {SUMMARY_WINDOW:.0f} s")
         stop = asyncio.Event()
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound}", timeout=30,
                                    limits=httpx.Limits(max_connections=concurrency * 2))
         loops = [asyncio.ensure_future(_client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
-        windows = {"ttft": HistogramWindow("infermeter_time_to_first_token_seconds"),
-                   "tbt": HistogramWindow("infermeter_time_between_tokens_seconds")}
+        windows = {"ttft": HistogramWindow("infermeter_time_to_first_token_seconds", SUMMARY_WINDOW),
+                   "tbt": HistogramWindow("infermeter_time_between_tokens_seconds", SUMMARY_WINDOW)}
         last: dict[str, float] = {}
         started = time.monotonic()
         try:
