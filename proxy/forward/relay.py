@@ -26,7 +26,7 @@ from proxy.stream.base import RequestInfo, Tap
 from proxy.stream.endpoints import CHAT_COMPLETIONS, COMPLETIONS, classify
 from proxy.stream.inject import UsageStripper, add_include_usage
 from proxy.stream.request import inspect_request
-from proxy.stream.taps import STREAMING_FRAMINGS, framing, make_tap
+from proxy.stream.taps import STREAMING_FRAMINGS, framing, make_tap, read_headers
 from proxy.timing import CANCELLED, REJECTED, UPSTREAM_ERROR, RequestRecord
 
 Scope = MutableMapping[str, Any]
@@ -187,6 +187,7 @@ class Relay:
         tap = make_tap(rec.endpoint, how)
         if tap is not None:
             rec.report = tap.summary
+            read_headers(rec.endpoint, response.headers, tap.summary)
         return tap
 
     async def _stream(self, response: UpstreamResponse, send: Send, rec: RequestRecord, tap: Tap | None,

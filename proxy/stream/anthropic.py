@@ -10,7 +10,10 @@ usage or the model are parsed.
 
 Input tokens are ``input_tokens`` plus the cache-creation and cache-read counts: the
 API reports the cached part of the prompt separately, and the other formats count the
-whole prompt.
+whole prompt. Cached input is ``cache_read_input_tokens`` alone, the prompt served from
+the cache (OpenAI's ``cached_tokens``); tokens written to the cache were processed in
+full, so they count as input and not as cached. The API states no reasoning count:
+thinking tokens are inside ``output_tokens``.
 """
 
 from __future__ import annotations
@@ -100,6 +103,9 @@ def _usage(summary: StreamSummary, usage: Any) -> None:
         for field in _CACHE_FIELDS:
             tokens += count(usage.get(field)) or 0
         summary.input_tokens = tokens
+    tokens = count(usage.get("cache_read_input_tokens"))
+    if tokens is not None:
+        summary.cached_input_tokens = tokens
     tokens = count(usage.get("output_tokens"))
     if tokens is not None:
         summary.output_tokens = tokens

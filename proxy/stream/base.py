@@ -17,6 +17,9 @@ from typing import Protocol
 
 # The closed set of finish reasons (DESIGN.md section 6).
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "error", "other")
+# The closed set of phases a server may report for a request (DESIGN.md section 13), in
+# the order they happen: waiting in its queue, loading the model, the prompt, the output.
+PHASES = ("queue", "load", "prefill", "decode")
 
 
 @dataclass(slots=True)
@@ -29,6 +32,13 @@ class StreamSummary:
     token_events: int = 0
     finish_reason: str | None = None  # one of FINISH_REASONS
     parse_errors: int = 0
+    # Subsets the server reported: prompt tokens served from its prefix cache (of input),
+    # reasoning tokens (of output); None when it did not say.
+    cached_input_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+    # Seconds the server itself says each phase took, keyed by PHASES; None when it
+    # reported none.
+    phases: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ carries every other stream. What a meter needs (``model`` and the prompt count,
 ``usage.prompt_tokens`` or ``prompt_eval_count``) sits before or after the vectors,
 so the tap keeps only the first and last few KiB and reads those fields from them.
 There are no token events and no output tokens; the legacy ``/api/embeddings`` states
-no counts at all.
+no counts at all. ``/api/embed`` also states ``load_duration`` (ns): the ``load`` phase.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import re
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import set_model
+from proxy.stream.fields import set_model, set_phase
 
 KEEP = 4096
 _MODEL = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,1024})"')
 _PROMPT = re.compile(rb'"(?:prompt_tokens|prompt_eval_count)"\s*:\s*(\d{1,15})\b')
+_LOAD = re.compile(rb'"load_duration"\s*:\s*(\d{1,19})\b')
 
 
 class EmbeddingsTap:
@@ -58,6 +59,9 @@ class EmbeddingsTap:
             prompt = _PROMPT.search(tail) or _PROMPT.search(head)
             if prompt:
                 summary.input_tokens = int(prompt.group(1))
+            load = _LOAD.search(tail) or _LOAD.search(head)
+            if load:
+                set_phase(summary, "load", int(load.group(1)), 1e9)
         except Exception:
             summary.parse_errors += 1
         return 0

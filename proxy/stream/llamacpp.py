@@ -7,6 +7,10 @@ when ``content`` is non-empty; the last has ``stop: true`` with ``model``,
 ``stopped_eos``/``stopped_word``/``stopped_limit`` flags instead. Errors arrive as an
 ``error:`` line, which the SSE framer reports as an ``error`` event. A non-streaming
 body is the final object with the whole output.
+
+The final object's ``timings`` (also in the finish or usage chunk of llama.cpp's OpenAI
+routes) are the server's own clock: ``prompt_ms`` is the prefill, ``predicted_ms`` the
+decode, and ``cache_n`` (newer servers) the prompt tokens reused from the slot's cache.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.fields import count, set_finish, set_model, set_phase
 
 _STOP_TYPE = {"eos": "stop", "word": "stop", "limit": "length"}
 
@@ -43,7 +47,20 @@ def apply(summary: StreamSummary, obj: Any) -> int:
         if tokens is not None:
             summary.input_tokens = tokens
         set_finish(summary, _finish(obj))
+        timings = obj.get("timings")
+        if timings:
+            apply_timings(summary, timings)
     return 1 if obj.get("content") else 0
+
+
+def apply_timings(summary: StreamSummary, timings: Any) -> None:
+    """Phases and cached prompt tokens from llama-server's ``timings`` object."""
+    set_phase(summary, "prefill", timings.get("prompt_ms"), 1e3)
+    set_phase(summary, "decode", timings.get("predicted_ms"), 1e3)
+    if summary.cached_input_tokens is None:
+        # usage.prompt_tokens_details.cached_tokens, where the server sends it, says the
+        # same and wins; /completion has only this.
+        summary.cached_input_tokens = count(timings.get("cache_n"))
 
 
 def _finish(obj: Any) -> str:

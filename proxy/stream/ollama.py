@@ -6,7 +6,9 @@ body is that last object with the whole output. A line is a token event when it
 carries output: ``message.content``/``message.thinking``/``message.tool_calls`` (chat)
 or ``response``/``thinking`` (generate). A line with ``error`` ends the request as
 ``error``. Ollama omits ``prompt_eval_count`` when the whole prompt came from its
-cache; the input count then stays unknown.
+cache; the input count then stays unknown. The ``done`` object's durations, in
+nanoseconds, are the phases: ``load_duration`` (loading the model: long on a cold
+start), ``prompt_eval_duration`` (prefill) and ``eval_duration`` (decode).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.fields import count, set_finish, set_model, set_phase
 
 _DONE = {"stop": "stop", "length": "length"}
+_PHASES = (("load", "load_duration"), ("prefill", "prompt_eval_duration"), ("decode", "eval_duration"))
 
 
 def on_line(summary: StreamSummary, line: bytes) -> int:
@@ -49,4 +52,6 @@ def apply(summary: StreamSummary, obj: Any) -> int:
         if tokens is not None:
             summary.output_tokens = tokens
         set_finish(summary, _DONE.get(obj.get("done_reason"), "other"))
+        for phase, field in _PHASES:
+            set_phase(summary, phase, obj.get(field), 1e9)
     return token

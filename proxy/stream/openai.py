@@ -8,8 +8,11 @@ completion's ``text``. Role-only chunks, empty strings and ``content: null`` are
 
 ``usage`` may come in a trailing usage-only chunk (``stream_options.include_usage``),
 in the finish chunk (llama.cpp), or in every chunk (vLLM's continuous usage): the last
-one seen wins, which is the final count in each case. Extra objects such as llama.cpp's
-``timings`` are ignored. A chunk with an ``error`` object ends the request as ``error``.
+one seen wins, which is the final count in each case. ``usage.prompt_tokens_details.cached_tokens``
+and ``usage.completion_tokens_details.reasoning_tokens`` are the cached and reasoning
+subsets. llama.cpp adds ``timings`` (its prefill and decode times, and ``cache_n``) to
+the finish or usage chunk and the body: read as on its native route. A chunk with an
+``error`` object ends the request as ``error``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.fields import count, openai_details, set_finish, set_model
+from proxy.stream.llamacpp import apply_timings
 
 _DONE = b"[DONE]"
 _FINISH = {
@@ -50,6 +54,9 @@ def apply(summary: StreamSummary, obj: Any) -> int:
     usage = obj.get("usage")
     if usage:
         _apply_usage(summary, usage)
+    timings = obj.get("timings")
+    if timings:
+        apply_timings(summary, timings)
     if obj.get("error"):
         set_finish(summary, "error")
     token = 0
@@ -85,3 +92,4 @@ def _apply_usage(summary: StreamSummary, usage: Any) -> None:
     completion = count(usage.get("completion_tokens"))
     if completion is not None:
         summary.output_tokens = completion
+    openai_details(summary, usage, "prompt_tokens_details", "completion_tokens_details")

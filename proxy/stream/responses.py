@@ -8,7 +8,9 @@ carrying the response object (model, ``usage``, status). The large ``*.done`` an
 
 The response object ends ``completed`` (stop, or tool_calls when it called a
 function), ``incomplete`` (length, or content_filter when that was the reason) or
-``failed`` (error); a non-streaming body is that same object.
+``failed`` (error); a non-streaming body is that same object. Its ``usage`` has the
+cached and reasoning subsets in ``input_tokens_details.cached_tokens`` and
+``output_tokens_details.reasoning_tokens``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.fields import count, openai_details, set_finish, set_model
 from proxy.stream.sse import MESSAGE
 
 _TOKEN_EVENTS = frozenset(
@@ -84,6 +86,7 @@ def _apply_response(summary: StreamSummary, response: Any, status: Any) -> None:
         tokens = count(usage.get("output_tokens"))
         if tokens is not None:
             summary.output_tokens = tokens
+        openai_details(summary, usage, "input_tokens_details", "output_tokens_details")
     if status == "completed":
         called = any(type(item) is dict and item.get("type") in _TOOL_CALL_ITEMS for item in response.get("output") or ())
         set_finish(summary, "tool_calls" if called else "stop")

@@ -9,8 +9,10 @@ meter can read from them, and the relay skips the tap's cost entirely.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from proxy.stream import anthropic, llamacpp, ollama, openai, responses, tgi
-from proxy.stream.base import RequestInfo, Tap
+from proxy.stream.base import RequestInfo, StreamSummary, Tap
 from proxy.stream.embeddings import EmbeddingsTap
 from proxy.stream.endpoints import (
     CHAT_COMPLETIONS,
@@ -48,6 +50,12 @@ _JSON: dict[str, JSONHandler] = {
     LLAMACPP_COMPLETION: llamacpp.on_json,
     OLLAMA_CHAT: ollama.on_json,
     OLLAMA_GENERATE: ollama.on_json,
+}
+
+# Formats whose response headers carry per-request facts (TGI's timing headers).
+HeaderHandler = Callable[[StreamSummary, Sequence[tuple[bytes, bytes]]], None]
+_HEADERS: dict[str, HeaderHandler] = {
+    TGI_GENERATE: tgi.on_headers,
 }
 
 _SSE_TYPES = frozenset({b"text/event-stream"})
@@ -89,3 +97,13 @@ def make_tap(endpoint: str, framing: str | None) -> Tap | None:
         line_handler = _NDJSON.get(endpoint)
         return NDJSONTap(line_handler) if line_handler is not None else None
     return None
+
+
+def read_headers(endpoint: str, headers: Sequence[tuple[bytes, bytes]], summary: StreamSummary) -> None:
+    """Let the format read the response headers into ``summary``, for the few that use them."""
+    handler = _HEADERS.get(endpoint)
+    if handler is not None:
+        try:
+            handler(summary, headers)
+        except Exception:  # a header the format cannot read must not reach the relay
+            summary.parse_errors += 1

@@ -9,18 +9,47 @@ JSON object (older servers: a list of one) with the same ``details``; its prompt
 shows only as ``prefill`` tokens when the request asked for decoder input details.
 Without details TGI states no counts and no finish reason. An ``error`` field in an
 event or body ends the request as ``error``.
+
+``/generate`` (not the stream, whose headers go out before generation) also answers
+with timing headers in whole milliseconds (TGI 3.x router, ``generate_internal``):
+``x-queue-time`` is the ``queue`` phase. ``x-inference-time`` runs from the batch
+taking the request to its end, prefill and decode together, with no split to be had,
+so it is not a phase. ``x-prompt-tokens`` and ``x-generated-tokens`` give the counts
+even without ``details`` (which, when present, wins).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish
+from proxy.stream.fields import count, set_finish, set_phase
 
 _FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
+_QUEUE, _PROMPT, _GENERATED = b"x-queue-time", b"x-prompt-tokens", b"x-generated-tokens"
+
+
+def on_headers(summary: StreamSummary, headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """Read TGI's per-request headers (present on ``/generate`` answers only)."""
+    for name, value in headers:
+        name = name.lower()
+        if name == _QUEUE:
+            set_phase(summary, "queue", _number(value), 1e3)
+        elif name == _PROMPT or name == _GENERATED:
+            tokens = _number(value)
+            if tokens is not None:
+                if name == _PROMPT:
+                    summary.input_tokens = tokens
+                else:
+                    summary.output_tokens = tokens
+
+
+def _number(value: bytes) -> int | None:
+    value = value.strip()
+    return int(value) if value.isdigit() and len(value) < 16 else None
 
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
