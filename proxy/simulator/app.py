@@ -16,6 +16,7 @@ import orjson
 
 from proxy.simulator.config import SimConfig
 from proxy.simulator.engine import Engine
+from proxy.simulator.engine_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.simulator.errors import error_body
 from proxy.simulator.http import Receive, Send, send_json
 from proxy.simulator.routes import ENDPOINTS
@@ -90,6 +91,12 @@ class SimulatorApp:
                 await _error(send, 405, f"{path} accepts POST only", endpoint.family)
                 return
             await self.engine.handle(endpoint, scope, receive, send)
+            return
+        if path == "/metrics" and method in ("GET", "HEAD"):
+            body = self.engine.metrics.render()
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", METRICS_CONTENT_TYPE), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
             return
         page = self._pages.get(path)
         if page is None:

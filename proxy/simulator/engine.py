@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from proxy.simulator.config import SimConfig
+from proxy.simulator.engine_metrics import EngineMetrics
 from proxy.simulator.errors import error_body
 from proxy.simulator.http import Receive, Send, read_body, send_json, start_stream
 from proxy.simulator.job import Format, Job
@@ -90,6 +91,7 @@ class Engine:
         self.config = config
         self.stats = stats
         self.slots = Slots(config.max_concurrency)
+        self.metrics = EngineMetrics(config.model, stats)
         self.vocab = Vocabulary(config.seed)
         # Error injection draws from its own generator so jitter does not shift it.
         self._error_rng = random.Random(config.seed)
@@ -167,6 +169,7 @@ class Engine:
                 return
             try:
                 job.t_start = loop.time() if queued else job.t_arrival
+                self.metrics.started(job)
                 factor = gap_factors(self.config.jitter, self._jitter_rng(number))
                 if job.stream:
                     done = await self._stream(job, fmt, plan, factor, watch, send)
@@ -174,6 +177,7 @@ class Engine:
                     done = await self._whole(job, fmt, plan, factor, watch, send)
             finally:
                 self.slots.release()
+                self.metrics.ended(job)
             if done:
                 stats.completed += 1
             else:
