@@ -190,8 +190,9 @@ def test_headline_panels_show_the_simulated_load(stack: Stack) -> None:
     what the simulator did, within what a loaded machine can stretch."""
     assert panel_value(stack, "Request rate") > 1
     assert 0.02 <= panel_value(stack, "TTFT p50") < 0.5  # simulated TTFT is 0.02 s
-    # Simulated time between tokens is 0.004 s, in the bucket (0.0025, 0.005] where
-    # histogram_quantile interpolates linearly.
+    # Simulated time between tokens is 0.004 s; the TPOT buckets around it are 1.14x
+    # apart (tests/metrics/test_bucket_accuracy.py holds their accuracy to 10 %), so the
+    # bounds here only allow for a loaded machine's delays.
     assert 0.0025 <= panel_value(stack, "TPOT p50") < 0.05
     assert panel_value(stack, "Output tokens/s") > 10
     # The simulator answers 10% of requests with HTTP 500.
