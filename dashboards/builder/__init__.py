@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards.builder import availability, resources, serving
+from dashboards.builder import availability, engine, resources, serving
 from dashboards.builder.model import Json
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
@@ -18,4 +18,5 @@ BUILDERS: dict[str, Callable[[], Json]] = {
     "infermeter-serving.json": serving.build,
     "infermeter-resources.json": resources.build,
     "infermeter-availability.json": availability.build,
+    "infermeter-engine.json": engine.build,
 }

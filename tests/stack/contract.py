@@ -26,6 +26,7 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
         ("infermeter_token_counts_estimated_total", "counter", "endpoint"),
         ("infermeter_stream_parse_errors_total", "counter", "endpoint"),
         ("infermeter_slo_requests_total", "counter", "endpoint model result"),
+        ("infermeter_upstream_phase_seconds", "histogram", "endpoint model phase"),
         ("infermeter_upstream_up", "gauge", ""),
         ("infermeter_upstream_uptime_seconds", "gauge", ""),
         ("infermeter_upstream_probe_duration_seconds", "histogram", ""),
@@ -81,6 +82,11 @@ def labels_of(series: str) -> frozenset[str]:
 def needs_gpu(series: str) -> bool:
     """Series only a sidecar that sees an NVIDIA GPU through NVML exports."""
     return series.startswith(("infermeter_gpu_", "infermeter_upstream_gpu_"))
+
+
+def needs_upstream_report(series: str) -> bool:
+    """Series observed only when the upstream reports per-request phases (section 13)."""
+    return series.startswith("infermeter_upstream_phase_seconds")
 
 
 # The engines' own series (DESIGN.md section 13) are not infermeter's: the rules in

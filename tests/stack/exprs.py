@@ -82,8 +82,9 @@ def recorded_names() -> set[str]:
     return {rule["record"] for rule in rules() if "record" in rule}
 
 
-# Grafana's built-in and dashboard variables, in all three of its syntaxes.
-VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+# Grafana's built-in and dashboard variables, in all three of its syntaxes; not the
+# $1 of a label_replace() replacement.
+VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$([A-Za-z_]\w*)|\[\[(\w+)\]\]")
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
@@ -97,13 +98,13 @@ def substitute(expr: str, values: dict[str, str]) -> str:
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_NAME = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?=\s*[{\[)]|\s*$|\s+(?:[-+*/^%<>=!]|and\b|or\b|unless\b))")
+_NAME = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?=\s*[{\[),]|\s*$|\s+(?:[-+*/^%<>=!]|and\b|or\b|unless\b))")
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset"}
 
 
 def metric_names(expr: str) -> set[str]:
     """Series names an expression selects (identifiers followed by a selector, a range, a
-    closing parenthesis or an operator), excluding functions, keywords and label names."""
+    closing parenthesis, a comma or an operator), excluding functions, keywords and label names."""
     code = _STRING.sub('""', expr)
     code = re.sub(r"\{[^}]*\}", "{}", code)
     code = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", code)

@@ -6,7 +6,7 @@ import contextlib
 import math
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,14 @@ class Prometheus:
 
 @contextlib.contextmanager
 def run_prometheus(workdir: Path, job: str, targets: Sequence[str], rule_files: Sequence[Path],
-                   interval: str = "1s") -> Iterator[Prometheus]:
+                   interval: str = "1s", more_jobs: Mapping[str, Sequence[str]] | None = None) -> Iterator[Prometheus]:
+    """``more_jobs``: further scrape jobs by name, e.g. an engine's own /metrics beside the proxy's."""
     binary = require("prometheus")
+    jobs = {job: targets, **(more_jobs or {})}
     config = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}],
+        "scrape_configs": [{"job_name": name, "static_configs": [{"targets": list(t)}]} for name, t in jobs.items()],
     }
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -18,8 +18,8 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 OLDEST_CURRENT_SCHEMA = 39
 
 
-def test_three_dashboards_are_committed() -> None:
-    assert set(DASHBOARDS) == {"infermeter-serving", "infermeter-resources", "infermeter-availability"}
+def test_four_dashboards_are_committed() -> None:
+    assert set(DASHBOARDS) == {"infermeter-serving", "infermeter-resources", "infermeter-availability", "infermeter-engine"}
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -104,6 +104,10 @@ def test_query_filters_by_every_variable_its_series_carry(query: exprs.Query) ->
     shared = frozenset.intersection(*(contract.labels_of(n) for n in raw)) | {"instance"} if raw else frozenset()
     wanted = [label for label in ("instance", "endpoint", "model", "gpu") if label in shared and label in variables]
     for name, matchers in found:
+        if name.startswith("engine:"):
+            # The engine's own series come from the engine's scrape job (engines.yml).
+            assert 'job=~"$engine_job"' in matchers and 'engine=~"$engine"' in matchers, name
+            continue
         assert 'job=~"$job"' in matchers, f"{name} not filtered by job"
         if name in RECORDED:
             continue  # recorded per job: the instance and finer labels are summed away
