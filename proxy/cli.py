@@ -74,6 +74,8 @@ SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "model": (str, "model name reported when the request names none"),
     "max-concurrency": (int, "requests generated at once; more wait in a queue (0: no limit)"),
     "error-rate": (float, "fraction of requests answered with HTTP 500"),
+    "load-time": (float, "seconds an Ollama-route model takes to load when cold (0: always loaded)"),
+    "keep-alive": (float, "seconds a loaded model stays loaded after its last request"),
     "log-level": (str, "critical, error, warning, info or debug"),
 }
 

@@ -16,6 +16,9 @@ class SimConfig:
     ``max_concurrency``: requests generated at once (0: no limit); the rest queue FIFO
     and their time to first token includes the wait, like a real server's batch slots.
     ``error_rate``: fraction of requests answered 500, drawn from the seeded generator.
+    ``load_time``: seconds an Ollama route's model takes to load when cold (its first
+    request, or the first after ``keep_alive`` idle seconds): the request really waits
+    that long and reports it as ``load_duration``. 0 (the default): always loaded.
     ``gc_freeze``: after start-up, ``gc.freeze()`` the objects alive then, so full
     collections stop pausing every stream (see ``GcPolicy`` in app.py).
     """
@@ -28,10 +31,12 @@ class SimConfig:
     model: str = "infermeter-sim"
     max_concurrency: int = 0
     error_rate: float = 0.0
+    load_time: float = 0.0
+    keep_alive: float = 300.0
     gc_freeze: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("ttft", "tbt"):
+        for name in ("ttft", "tbt", "load_time", "keep_alive"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value!r}")

@@ -22,6 +22,7 @@ from proxy.simulator.engine_metrics import EngineMetrics
 from proxy.simulator.errors import error_body
 from proxy.simulator.http import Receive, Send, read_body, send_json, start_stream
 from proxy.simulator.job import Format, Job
+from proxy.simulator.residency import PromptCache, Residency
 from proxy.simulator.routes import Endpoint
 from proxy.simulator.schedule import Watch, gap_factors, last_token_delay, token_schedule
 from proxy.simulator.slots import Slots
@@ -93,6 +94,8 @@ class Engine:
         self.slots = Slots(config.max_concurrency)
         self.metrics = EngineMetrics(config.model, stats)
         self.vocab = Vocabulary(config.seed)
+        self.residency = Residency(config.load_time, config.keep_alive)
+        self.prompts = PromptCache()
         # Error injection draws from its own generator so jitter does not shift it.
         self._error_rng = random.Random(config.seed)
         self._count = 0
@@ -115,7 +118,9 @@ class Engine:
                             _retry_after(bad.status))
             return
         job.t_arrival = arrival
-        await self._run(job, endpoint.make(job, self.config.seed), plan, number, receive, send)
+        # Only Ollama loads models on demand; the other servers hold theirs from start-up.
+        await self._run(job, endpoint.make(job, self.config.seed), plan, number, receive, send,
+                        loads=endpoint.family == "ollama")
 
     def _plan(self, endpoint: Endpoint, scope: dict[str, Any], raw: bytes, number: int) -> tuple[Job, Overrides]:
         plan = overrides(self.config, scope["headers"])
@@ -143,9 +148,12 @@ class Engine:
             rid=f"{number:024x}", stream=endpoint.stream(body), input_tokens=endpoint.prompt(body),
             output_tokens=count, finish="length" if truncated else "stop", cap=cap, body=body, vocab=self.vocab,
         )
+        if endpoint.generates:
+            job.cached_tokens = self.prompts.lookup(job.model, body, job.input_tokens)
         return job, plan
 
-    async def _run(self, job: Job, fmt: Format, plan: Overrides, number: int, receive: Receive, send: Send) -> None:
+    async def _run(self, job: Job, fmt: Format, plan: Overrides, number: int, receive: Receive, send: Send,
+                   loads: bool = False) -> None:
         loop = asyncio.get_running_loop()
         stats = self.stats
         watch = Watch(loop)
@@ -171,12 +179,16 @@ class Engine:
                 job.t_start = loop.time() if queued else job.t_arrival
                 self.metrics.started(job)
                 factor = gap_factors(self.config.jitter, self._jitter_rng(number))
-                if job.stream:
+                if loads and not await self._load(job, watch):
+                    done = False
+                elif job.stream:
                     done = await self._stream(job, fmt, plan, factor, watch, send)
                 else:
                     done = await self._whole(job, fmt, plan, factor, watch, send)
             finally:
                 self.slots.release()
+                if loads:
+                    self.residency.release(job.model, loop.time())
                 self.metrics.ended(job)
             if done:
                 stats.completed += 1
@@ -185,6 +197,15 @@ class Engine:
         finally:
             stats.active -= 1
             watch.finish()
+
+    async def _load(self, job: Job, watch: Watch) -> bool:
+        """Wait for the model to load if it is cold; the schedule then starts after the load."""
+        job.load = self.residency.acquire(job.model, job.t_start)
+        if job.load:
+            if not await watch.sleep_until(job.t_start + job.load):
+                return False
+            job.t_start += job.load
+        return not watch.gone
 
     def _jitter_rng(self, number: int) -> random.Random | None:
         # One generator per request, seeded by its arrival number: a request's gaps do

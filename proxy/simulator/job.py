@@ -34,6 +34,9 @@ class Job:
     t_first: float = 0.0
     t_last: float = 0.0
     model_json: bytes = b""
+    # Prompt tokens served from the prompt cache, and seconds spent loading the model.
+    cached_tokens: int = 0
+    load: float = 0.0
 
     def __post_init__(self) -> None:
         self.model_json = orjson.dumps(self.model)

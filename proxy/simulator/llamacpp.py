@@ -4,6 +4,11 @@ A stream is SSE ``data: {...}``: one event per token with ``content``, ``tokens`
 ``stop: false``, then a final event with ``stop: true``, empty ``content``,
 ``tokens_predicted``, ``tokens_evaluated``, ``stop_type`` (``eos`` or ``limit``) and
 ``timings``. The non-streaming answer is that final object with the whole ``content``.
+
+``timings`` are the request's real milestones, as llama-server measures its own:
+``prompt_ms`` from the start of generation (after any queue) to the first token,
+``predicted_ms`` from the first token to the last, ``cache_n`` the prompt tokens served
+from the prompt cache and ``prompt_n`` the rest. The OpenAI routes carry the same object.
 """
 
 from __future__ import annotations
@@ -22,6 +27,21 @@ def _per(count: int, ms: float) -> tuple[float, float]:
     per_token = ms / count if count else 0.0
     per_second = 1000.0 * count / ms if ms > 0 else 0.0
     return per_token, per_second
+
+
+def timings(job: Job, now: float) -> dict[str, Any]:
+    """llama-server's ``timings`` object for a finished job."""
+    prompt_ms = max(0.0, ((job.t_first or now) - job.t_start) * 1000.0)
+    predicted_ms = max(0.0, (job.t_last - job.t_first) * 1000.0)
+    evaluated = job.input_tokens - job.cached_tokens
+    prompt_per_token, prompt_per_second = _per(evaluated, prompt_ms)
+    predicted_per_token, predicted_per_second = _per(job.output_tokens, predicted_ms)
+    return {
+        "cache_n": job.cached_tokens, "prompt_n": evaluated, "prompt_ms": prompt_ms,
+        "prompt_per_token_ms": prompt_per_token, "prompt_per_second": prompt_per_second,
+        "predicted_n": job.output_tokens, "predicted_ms": predicted_ms,
+        "predicted_per_token_ms": predicted_per_token, "predicted_per_second": predicted_per_second,
+    }
 
 
 class CompletionFormat:
@@ -44,10 +64,6 @@ class CompletionFormat:
 
     def _final(self, content: str, now: float) -> dict[str, Any]:
         job = self.job
-        prompt_ms = max(0.0, ((job.t_first or now) - job.t_start) * 1000.0)
-        predicted_ms = max(0.0, (job.t_last - job.t_first) * 1000.0)
-        prompt_per_token, prompt_per_second = _per(job.input_tokens, prompt_ms)
-        predicted_per_token, predicted_per_second = _per(job.output_tokens, predicted_ms)
         prompt = job.body.get("prompt")
         return {
             "index": 0, "content": content, "tokens": [], "id_slot": 0, "stop": True, "model": job.model,
@@ -58,12 +74,7 @@ class CompletionFormat:
             "has_new_line": False, "truncated": False,
             "stop_type": "limit" if job.truncated else "eos", "stopping_word": "",
             "tokens_cached": job.input_tokens + job.output_tokens,
-            "timings": {
-                "prompt_n": job.input_tokens, "prompt_ms": prompt_ms, "prompt_per_token_ms": prompt_per_token,
-                "prompt_per_second": prompt_per_second, "predicted_n": job.output_tokens,
-                "predicted_ms": predicted_ms, "predicted_per_token_ms": predicted_per_token,
-                "predicted_per_second": predicted_per_second,
-            },
+            "timings": timings(job, now),
         }
 
     def tail(self, now: float) -> bytes:

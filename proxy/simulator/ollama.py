@@ -3,9 +3,10 @@
 Streams are NDJSON (``stream`` defaults to true in Ollama): one line per token with
 ``done: false``, then a final line with ``done: true``, ``done_reason`` (``stop`` or
 ``length``), ``prompt_eval_count``, ``eval_count`` and durations in nanoseconds taken
-from the request's real milestones: ``prompt_eval_duration`` start to first token,
-``eval_duration`` first to last token, ``total_duration`` arrival to the end (queue
-wait included); ``load_duration`` is 0, the model being always loaded.
+from the request's real milestones: ``load_duration`` the wait for a cold model to load
+(``--load-time``; 0 while it is loaded), ``prompt_eval_duration`` start (after any
+load) to first token, ``eval_duration`` first to last token, ``total_duration`` arrival
+to the end (queue wait and load included).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def _ns(seconds: float) -> int:
 def final_stats(job: Job, now: float) -> dict[str, Any]:
     return {
         "done_reason": job.finish,
-        "total_duration": _ns(now - job.t_arrival), "load_duration": 0,
+        "total_duration": _ns(now - job.t_arrival), "load_duration": _ns(job.load),
         "prompt_eval_count": job.input_tokens, "prompt_eval_duration": _ns((job.t_first or now) - job.t_start),
         "eval_count": job.output_tokens, "eval_duration": _ns(job.t_last - job.t_first),
     }

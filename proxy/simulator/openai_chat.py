@@ -5,6 +5,10 @@ a role-only chunk; each token is one chunk; a chunk with an empty delta carries
 ``finish_reason``; with ``stream_options.include_usage`` every chunk has
 ``"usage": null`` and a last chunk with ``choices: []`` carries the usage, as OpenAI
 sends it. Without it there is no usage in the stream at all.
+
+As llama-server's OpenAI routes do, the usage states ``prompt_tokens_details.cached_tokens``
+(a repeated prompt is served from the prompt cache) and the last chunk, or the body,
+carries llama.cpp's ``timings`` (its prefill and decode times; llamacpp.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import orjson
 
 from proxy.simulator.job import Job
+from proxy.simulator.llamacpp import timings
 
 SSE = b"text/event-stream; charset=utf-8"
 DONE = b"data: [DONE]\n\n"
@@ -24,9 +29,10 @@ def include_usage(body: dict[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def usage(job: Job) -> dict[str, int]:
+def usage(job: Job) -> dict[str, Any]:
     return {"prompt_tokens": job.input_tokens, "completion_tokens": job.output_tokens,
-            "total_tokens": job.input_tokens + job.output_tokens}
+            "total_tokens": job.input_tokens + job.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": job.cached_tokens}}
 
 
 class _Stream:
@@ -43,10 +49,14 @@ class _Stream:
         self._end = b',"usage":null}\n\n' if with_usage else b"}\n\n"
         self._tail_usage = with_usage
 
-    def _usage_chunk(self) -> bytes:
+    def _finish_end(self, now: float) -> bytes:
+        """The end of the finish chunk, and the usage chunk when the client asked for usage:
+        llama-server puts ``timings`` in the last of them."""
+        job = self.job
         if not self._tail_usage:
-            return b""
-        return self._pre + b'[],"usage":' + orjson.dumps(usage(self.job)) + b"}\n\n"
+            return b',"timings":' + orjson.dumps(timings(job, now)) + b"}\n\n"
+        return (self._end + self._pre + b'[],"usage":' + orjson.dumps(usage(job)) + b',"timings":'
+                + orjson.dumps(timings(job, now)) + b"}\n\n")
 
 
 class ChatFormat(_Stream):
@@ -65,7 +75,7 @@ class ChatFormat(_Stream):
 
     def tail(self, now: float) -> bytes:
         return (self._pre + b'[{"index":0,"delta":{},"logprobs":null,"finish_reason":"'
-                + self.job.finish.encode() + b'"}]' + self._end + self._usage_chunk() + DONE)
+                + self.job.finish.encode() + b'"}]' + self._finish_end(now) + DONE)
 
     def whole(self, now: float) -> bytes:
         job = self.job
@@ -74,7 +84,7 @@ class ChatFormat(_Stream):
             "system_fingerprint": None,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": job.text(), "refusal": None},
                          "logprobs": None, "finish_reason": job.finish}],
-            "usage": usage(job),
+            "usage": usage(job), "timings": timings(job, now),
         })
 
 
@@ -93,7 +103,7 @@ class CompletionFormat(_Stream):
 
     def tail(self, now: float) -> bytes:
         return (self._pre + b'[{"index":0,"text":"","logprobs":null,"finish_reason":"'
-                + self.job.finish.encode() + b'"}]' + self._end + self._usage_chunk() + DONE)
+                + self.job.finish.encode() + b'"}]' + self._finish_end(now) + DONE)
 
     def whole(self, now: float) -> bytes:
         job = self.job
@@ -101,5 +111,5 @@ class CompletionFormat(_Stream):
             "id": "cmpl-" + job.rid, "object": "text_completion", "created": job.created, "model": job.model,
             "system_fingerprint": None,
             "choices": [{"index": 0, "text": job.text(), "logprobs": None, "finish_reason": job.finish}],
-            "usage": usage(job),
+            "usage": usage(job), "timings": timings(job, now),
         })

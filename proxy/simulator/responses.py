@@ -52,7 +52,7 @@ class ResponsesFormat:
 
     def _usage(self) -> dict[str, Any]:
         job = self.job
-        return {"input_tokens": job.input_tokens, "input_tokens_details": {"cached_tokens": 0},
+        return {"input_tokens": job.input_tokens, "input_tokens_details": {"cached_tokens": job.cached_tokens},
                 "output_tokens": job.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": job.input_tokens + job.output_tokens}
 

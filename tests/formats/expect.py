@@ -21,9 +21,10 @@ TOKENS = 8
 SCHEDULE: dict[str, Any] = {"ttft": TTFT, "tbt": TBT, "output_tokens": TOKENS}
 # TTFT mean for a TTFT of 0.05 s: never early, at most 150 ms late under load.
 SLACK = 0.15
-# Every field whose value differs between two identical requests: ids, clocks, durations.
+# Every field whose value differs between two identical requests: ids, clocks, durations,
+# and the cached prompt tokens (the second of two identical requests hits the prompt cache).
 VOLATILE = frozenset({"id", "item_id", "created", "created_at", "total_duration", "prompt_eval_duration",
-                      "eval_duration", "load_duration", "timings"})
+                      "eval_duration", "load_duration", "timings", "cached_tokens"})
 
 
 def scrub(value: Any) -> Any:
