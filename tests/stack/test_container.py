@@ -130,5 +130,13 @@ def test_prometheus_scrapes_the_compose_sidecar() -> None:
     assert mounts["/etc/prometheus"] == str(REPO / "dashboards" / "prometheus")
     assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
     config = yaml.safe_load((REPO / "dashboards/prometheus/prometheus.yml").read_text())
-    targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    assert targets == ["infermeter:8100"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["infermeter"]["static_configs"] == [{"targets": ["infermeter:8100"]}]
+    # Each engine's own /metrics at its own port; the simulator's always, the others while
+    # their profile runs (DNS finds the service).
+    assert jobs["engine-simulator"]["static_configs"] == [{"targets": ["simulator:8000"]}]
+    services = resolved(*(arg for p in PROFILES for arg in ("--profile", p)))["services"]
+    for name, port in (("vllm", 8000), ("llamacpp", 8080)):
+        (sd,) = jobs[f"engine-{name}"]["dns_sd_configs"]
+        assert sd["names"] == [name] and sd["port"] == port and name in services
+    assert "--metrics" in services["llamacpp"]["command"], "llama-server exports /metrics only with --metrics"

@@ -80,6 +80,10 @@ def test_pod_monitor_and_annotations_scrape_the_sidecar() -> None:
     assert monitor["spec"]["selector"]["matchLabels"].items() <= POD["metadata"]["labels"].items()
     endpoint = monitor["spec"]["podMetricsEndpoints"][0]
     assert port("infermeter", endpoint["port"]) == 8100 and endpoint["path"] == "/metrics"
+    # The engine's own /metrics too, at the engine's port, as a job of its own.
+    engine = monitor["spec"]["podMetricsEndpoints"][1]
+    assert port("vllm", engine["port"]) == 8000 and engine["path"] == "/metrics"
+    assert {"targetLabel": "job", "replacement": "vllm-engine"} in engine["relabelings"]
     annotations = POD["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert int(annotations["prometheus.io/port"]) == 8100 and annotations["prometheus.io/path"] == "/metrics"
