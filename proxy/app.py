@@ -7,6 +7,7 @@ own port).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import MutableMapping
 from typing import Any
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 from proxy import __version__
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
+from proxy.drilldown.setup import build_drilldown
 from proxy.forward.relay import QuietAborts, Receive, Relay, Send
 from proxy.forward.transports import make_transport
 from proxy.metrics.definitions import Metrics
@@ -43,29 +45,33 @@ class Sidecar:
         else:
             self.metrics = None
         self.transport = make_transport(settings)
-        self.relay = Relay(settings, self.transport, recorder)
+        self.drilldown = build_drilldown(settings, self.registry)
+        self.relay = Relay(settings, self.transport, recorder, self.drilldown)
         _install_once(logging.getLogger("uvicorn.error"), QuietAborts())
         self.collectors: CollectorSet = build_collectors(settings, self.registry)
         serve_metrics_here = settings.metrics_port is None
-        self.own_paths = frozenset(HEALTH_PATHS + (("/metrics",) if serve_metrics_here else ()))
-        self.admin = self._admin_app(serve_metrics_here)
+        # The proxy's own paths hide the upstream's of the same name (vLLM's /metrics):
+        # --admin-prefix moves them aside for upstreams that need theirs reachable.
+        prefix = settings.admin_prefix
+        self.own_paths = frozenset(prefix + p for p in HEALTH_PATHS + (("/metrics",) if serve_metrics_here else ()))
+        self.admin = self._admin_app(serve_metrics_here, prefix)
         self.metrics_app = self._metrics_only_app()
 
-    def _admin_app(self, with_metrics: bool) -> FastAPI:
+    def _admin_app(self, with_metrics: bool, prefix: str) -> FastAPI:
         app = FastAPI(title="infermeter", version=__version__, openapi_url=None, docs_url=None, redoc_url=None)
 
-        @app.get("/healthz")
+        @app.get(prefix + "/healthz")
         async def healthz() -> dict[str, str]:
             return {"status": "ok"}
 
-        @app.get("/readyz")
+        @app.get(prefix + "/readyz")
         async def readyz() -> JSONResponse:
             if self.collectors.upstream_ready():
                 return JSONResponse({"status": "ready", "upstream": "up"})
             return JSONResponse({"status": "not ready", "upstream": "down"}, status_code=503)
 
         if with_metrics:
-            app.add_route("/metrics", metrics_endpoint(self.registry, self.settings.metrics_token), methods=["GET"])
+            app.add_route(prefix + "/metrics", metrics_endpoint(self.registry, self.settings.metrics_token), methods=["GET"])
         return app
 
     def _metrics_only_app(self) -> FastAPI:
@@ -97,6 +103,8 @@ class Sidecar:
             elif message["type"] == "lifespan.shutdown":
                 await self.collectors.stop()
                 await self.transport.aclose()
+                # Flushing spans and log lines blocks: off the loop, and bounded.
+                await asyncio.to_thread(self.drilldown.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

@@ -42,10 +42,17 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "port": (int, "port to listen on"),
     "metrics-port": (_optional_int, "serve /metrics on this port only, not on --port"),
     "metrics-token": (str, "require 'Authorization: Bearer TOKEN' on /metrics"),
+    "admin-prefix": (str, "serve the proxy's own /healthz, /readyz, /metrics under this path (e.g. /infermeter), "
+                          "so the upstream's paths of those names stay reachable"),
     "connect-timeout": (float, "seconds to connect to the upstream"),
     "read-timeout": (float, "seconds to wait for upstream headers, and for each later read"),
+    "head-timeout": (float, "seconds a client has to send a request's headers (408 after)"),
     "body-timeout": (float, "seconds a client may pause while sending its request body (408 after)"),
     "max-request-bytes": (int, "largest request body accepted (413 above)"),
+    "max-request-line": (int, "longest request line accepted, bytes (414 above)"),
+    "max-header-bytes": (int, "longest single request header accepted, bytes (431 above)"),
+    "max-head-bytes": (int, "largest whole request head accepted, bytes (431 above)"),
+    "max-headers": (int, "most request headers accepted (431 above)"),
     "max-models": (int, "distinct model label values before new ones become 'other'"),
     "log-level": (str, "critical, error, warning, info or debug"),
     "upstream-client": (str, f"upstream HTTP client: {', '.join(UPSTREAM_CLIENTS)}"),
@@ -61,6 +68,9 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "probe-path": (str, "upstream path to probe (default: first of /health, /v1/models, /api/tags, / to answer)"),
     "probe-timeout": (float, "seconds before a probe counts as failed"),
     "upstream-pid": (_optional_int, "pid of the upstream server process (default: found by its port when local)"),
+    "otlp-endpoint": (str, "export one OpenTelemetry span per request to this OTLP base URL (the OTEL_* variables work too)"),
+    "request-log": (str, "write one JSON line per request to this file ('-': standard output)"),
+    "request-log-queue": (int, "request-log lines held for the writer before new ones are dropped (and counted)"),
 }
 
 SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {

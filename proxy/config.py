@@ -19,17 +19,38 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class HeadLimits:
+    """Bounds on one request head; defaults follow nginx (8 KiB buffers, 4 of them) and Envoy (100 headers)."""
+
+    max_request_line: int = 8 * 1024
+    max_header_bytes: int = 8 * 1024
+    max_head_bytes: int = 32 * 1024
+    max_headers: int = 100
+    # nginx's client_header_timeout is 60 s; a request head is a few hundred bytes.
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     upstream: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = 8100
     metrics_port: int | None = None
     metrics_token: str | None = field(default=None, repr=False)
+    # Where the proxy's own /healthz, /readyz and /metrics live on --port ("" = at the root).
+    admin_prefix: str = ""
     connect_timeout: float = 5.0
     read_timeout: float = 600.0
     # nginx's client_body_timeout: the longest a client may pause while sending its body.
     body_timeout: float = 60.0
     max_request_bytes: int = 16 * 1024 * 1024
+    # Request head bounds (proxy.edge): nginx's 8 KiB line and header buffers, 4 of them
+    # for a whole head; Envoy's 100 headers.
+    max_request_line: int = HeadLimits.max_request_line
+    max_header_bytes: int = HeadLimits.max_header_bytes
+    max_head_bytes: int = HeadLimits.max_head_bytes
+    max_headers: int = HeadLimits.max_headers
+    head_timeout: float = HeadLimits.timeout
     max_models: int = 32
     log_level: str = "info"
     upstream_client: str = "native"
@@ -46,6 +67,12 @@ class Settings:
     probe_path: str | None = None
     probe_timeout: float = 2.0
     upstream_pid: int | None = None
+    # Drill-down (DESIGN.md section 12). Tracing also turns on through the standard OTEL_*
+    # variables; this flag is the OTLP base URL, like OTEL_EXPORTER_OTLP_ENDPOINT.
+    otlp_endpoint: str | None = None
+    # A JSON line per request: a file path, or "-" for standard output.
+    request_log: str | None = None
+    request_log_queue: int = 10_000
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -62,14 +89,15 @@ class Settings:
                 raise ConfigError(f"--{_flag(name)} must be between 0 and 65535, got {value}")
         if self.metrics_port is not None and self.metrics_port == self.port and self.port != 0:
             raise ConfigError("--metrics-port must differ from --port")
-        for name in ("connect_timeout", "read_timeout", "body_timeout", "sample_interval", "probe_interval", "probe_timeout"):
+        for name in ("connect_timeout", "read_timeout", "body_timeout", "head_timeout", "sample_interval", "probe_interval", "probe_timeout"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive number of seconds")
         for name in ("slo_ttft", "slo_tpot", "slo_request_duration"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ConfigError(f"--{_flag(name)} must be a positive number of seconds")
-        for name in ("max_request_bytes", "max_models", "max_connections"):
+        for name in ("max_request_bytes", "max_models", "max_connections", "max_request_line", "max_header_bytes",
+                     "max_head_bytes", "max_headers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{_flag(name)} must be at least 1")
         if self.log_level.lower() not in ("critical", "error", "warning", "info", "debug"):
@@ -79,10 +107,26 @@ class Settings:
         unknown = [c for c in self.collectors if c not in KNOWN_COLLECTORS]
         if unknown:
             raise ConfigError(f"--collectors: unknown collector(s) {', '.join(unknown)}; known: {', '.join(KNOWN_COLLECTORS)}")
+        if self.admin_prefix and (not self.admin_prefix.startswith("/") or self.admin_prefix.endswith("/")
+                                  or "?" in self.admin_prefix):
+            raise ConfigError("--admin-prefix must start with '/' and not end with one, e.g. /infermeter")
         if self.probe_path is not None and not self.probe_path.startswith("/"):
             raise ConfigError("--probe-path must start with '/'")
         if self.upstream_pid is not None and self.upstream_pid < 1:
             raise ConfigError("--upstream-pid must be a positive process id")
+        if self.otlp_endpoint is not None:
+            otlp = urlsplit(self.otlp_endpoint)
+            if otlp.scheme not in ("http", "https") or not otlp.hostname:
+                raise ConfigError(f"--otlp-endpoint must be an http:// or https:// URL, got {self.otlp_endpoint!r}")
+        if self.request_log is not None and not self.request_log.strip():
+            raise ConfigError("--request-log must be a file path or '-' for standard output")
+        if self.request_log_queue < 1:
+            raise ConfigError("--request-log-queue must be at least 1")
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        return HeadLimits(self.max_request_line, self.max_header_bytes, self.max_head_bytes, self.max_headers,
+                          self.head_timeout)
 
     @property
     def slo_thresholds(self) -> dict[str, float]:

@@ -12,7 +12,7 @@ import pytest
 
 from proxy.app import Sidecar, create_app
 from proxy.config import Settings
-from proxy.server import HOT_PATH_OPTIONS
+from proxy.server import hot_path_options
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
 from tests.support.servers import ThreadServer
@@ -47,7 +47,7 @@ def start_proxy(servers: ExitStack) -> Callable[..., ThreadServer]:
         # The whole suite can run against the fallback transport too.
         settings.setdefault("upstream_client", os.environ.get("INFERMETER_TEST_UPSTREAM_CLIENT", "native"))
         app: Sidecar = create_app(Settings(upstream=upstream, port=0, **settings))
-        server = servers.enter_context(ThreadServer(app, **HOT_PATH_OPTIONS))
+        server = servers.enter_context(ThreadServer(app, **hot_path_options(app.settings.head_limits)))
         server.app = app  # type: ignore[attr-defined]
         return server
 

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import h11
 import httpx
 
 from proxy.forward.base import RawHeaders
@@ -23,6 +24,28 @@ from proxy.forward.errors import UpstreamConnectError, UpstreamReadError, Upstre
 # Below the 5 s keep-alive timeout of uvicorn-based servers (vLLM and others), so we
 # drop an idle connection before the server does and rarely race its close.
 _KEEPALIVE_EXPIRY = 4.0
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def _bytes_beyond_response(response: httpx.Response) -> bool:
+    """Did the upstream send bytes after this complete response, already read off the socket?
+
+    httpcore would keep them in the connection's h11 buffer and hand them to the next
+    request on that connection as its response: one user's bytes to another. They are
+    only visible in httpcore's internals, through the wrappers around the connection's
+    byte stream (httpx's bound and response streams, httpcore's pool and HTTP/1.1
+    streams); tests/faults pin this, so a version that moves them fails there, not silently.
+    """
+    obj: Any = response.stream
+    for _ in range(8):
+        if obj is None or hasattr(obj, "_h11_state"):
+            break
+        obj = getattr(obj, "_stream", None) or getattr(obj, "_httpcore_stream", None) or getattr(obj, "_connection", None)
+    state = getattr(obj, "_h11_state", None)
+    if state is None or state.their_state is not h11.DONE:
+        return False
+    data, closed = state.trailing_data
+    return bool(data) or closed
 
 
 class _NeverStoreJar(http.cookiejar.CookieJar):
@@ -35,26 +58,38 @@ class _NeverStoreJar(http.cookiejar.CookieJar):
         return
 
 
-class _RetryProbe:
-    """httpcore trace hook: was the connection reused, and how far did the request get?"""
+class _ExchangeProbe:
+    """httpcore trace hook: was the connection reused, how far did the request get, and
+    did the upstream send more than its response?"""
 
-    __slots__ = ("fresh", "failed")
+    __slots__ = ("fresh", "failed", "response")
 
     def __init__(self) -> None:
         self.fresh = False
         self.failed = ""
+        self.response: httpx.Response | None = None
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
         if event == "connection.connect_tcp.started":
             self.fresh = True
+        elif event == "http11.receive_response_body.complete":
+            # The body is read and the connection not yet released to the pool: the last
+            # moment to keep stray bytes from the next request on it.
+            if self.response is not None and _bytes_beyond_response(self.response):
+                stream = self.response.extensions.get("network_stream")
+                if stream is not None:
+                    # A closed socket reads as expired when the pool would next hand it out.
+                    await stream.aclose()
         elif event.endswith(".failed") and not self.failed:
             self.failed = event
 
-    def may_retry(self, exc: Exception) -> bool:
+    def may_retry(self, method: str, exc: Exception) -> bool:
         # Only when httpcore saw EOF with no response at all on a connection that had
-        # served before: the server closed it idle just as we sent, so it took nothing.
+        # served before: the server probably closed it idle just as we sent. Probably is
+        # not enough for a POST: replayed, it is a second generation on the GPU.
         return (
-            not self.fresh
+            method in _IDEMPOTENT
+            and not self.fresh
             and self.failed == "http11.receive_response_headers.failed"
             and isinstance(exc, httpx.RemoteProtocolError)
             and str(exc).startswith("Server disconnected without sending a response")
@@ -133,18 +168,19 @@ class HttpxTransport:
         # httpx adds ``Content-Length: 0`` itself for an empty POST, PUT or PATCH.
         content = body or None
         for attempt in (0, 1):
-            probe = _RetryProbe()
+            probe = _ExchangeProbe()
             request = self._client.build_request(method, url, headers=headers, content=content, extensions={"trace": probe})
             try:
                 response = await self._client.send(request, stream=True)
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout(self._timeout_message(exc)) from exc
             except httpx.TransportError as exc:
-                if attempt == 0 and probe.may_retry(exc):
+                if attempt == 0 and probe.may_retry(method, exc):
                     continue
                 raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
             except OSError as exc:
                 raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
+            probe.response = response
             return _HttpxResponse(response, self.url)
         raise AssertionError("unreachable")
 

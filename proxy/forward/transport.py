@@ -28,13 +28,21 @@ _HIGH_WATER = 1 << 20
 # httpx sends ``Content-Length: 0`` for these even when empty; match it so both
 # transports put the same bytes on the wire.
 _LENGTH_WHEN_EMPTY = frozenset({"POST", "PUT", "PATCH"})
-# Interim responses that llhttp knows carry no body; any other 1xx is a protocol error.
-_INTERIM = frozenset({100, 102, 103})
+# A request that may be sent again when a reused connection closes without answering:
+# a POST replayed is a second generation on the GPU (RFC 9110 section 9.2.2; Go's transport).
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# Below the 5 s keep-alive timeout of uvicorn-based servers (vLLM and others): an idle
+# connection is dropped before the server drops it, so a POST rarely meets a closing one.
+_IDLE_EXPIRY = 4.0
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _StaleConnection(Exception):
-    """A reused connection closed before any response byte: the request was not taken."""
+    """A reused connection closed before any response byte: the request may not have been taken."""
+
+
+class _Unsolicited(Exception):
+    """Bytes after a complete response: no request asked for them."""
 
 
 class _UpstreamOrigin:
@@ -82,7 +90,7 @@ class _Connection(asyncio.Protocol):
         "_pool", "_loop", "_time", "_read_timeout", "transport", "_parser", "_timer", "_armed_at",
         "_last_data", "_waiter", "_head_bytes", "_framed", "_is_head", "pending", "paused",
         "status", "headers", "chunks", "headers_done", "complete", "keep_alive", "error", "timed_out",
-        "lost", "dirty", "reused", "counted",
+        "lost", "dirty", "reused", "counted", "idle_since",
     )
 
     def __init__(self, pool: NativeTransport, loop: asyncio.AbstractEventLoop, read_timeout: float) -> None:
@@ -113,6 +121,7 @@ class _Connection(asyncio.Protocol):
         self.dirty = False
         self.reused = False
         self.counted = False
+        self.idle_since = 0.0
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -164,7 +173,11 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
+            # A second response in the same read must never replace the first (its
+            # status, its body) nor wait on the connection for the next request: stop
+            # parsing, and the connection ends with this exchange.
             self.dirty = True
+            raise _Unsolicited()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.headers_done:
@@ -180,10 +193,13 @@ class _Connection(asyncio.Protocol):
         assert self._parser is not None
         status = self._parser.get_status_code()
         if status < 200:
+            # Interim responses carry no body (llhttp knows it of every 1xx) and are
+            # skipped, as RFC 9110 section 15.2 lets a client; only a switch of protocol
+            # cannot be relayed.
             self.headers = []
             self._framed = False
-            if status not in _INTERIM:
-                self._fail(UpstreamConnectError(f"upstream {self._pool.url} sent an unexpected {status} response"))
+            if status == 101:
+                self._fail(UpstreamConnectError(f"upstream {self._pool.url} switched protocols, which infermeter cannot relay"))
             return
         self.status = status
         self.headers_done = True
@@ -260,6 +276,7 @@ class _Connection(asyncio.Protocol):
 
     def park(self) -> None:
         """Forget the finished exchange so idle bytes or EOF are seen as such."""
+        self.idle_since = self._time()
         self._cancel_timer()
         self._parser = None
         self.chunks = []
@@ -423,6 +440,9 @@ class NativeTransport:
                 await conn.wait_headers()
             except _StaleConnection:
                 conn.abort()
+                if method not in _IDEMPOTENT:
+                    raise UpstreamConnectError(f"upstream {self.url} closed a kept-alive connection without answering; "
+                                               f"a {method} is not sent twice") from None
                 if retried:
                     raise UpstreamConnectError(f"upstream {self.url} closed the connection before responding") from None
                 retried = True
@@ -449,6 +469,9 @@ class NativeTransport:
             while idle and not fresh:
                 conn = idle.pop()  # the most recently used is the least likely to have gone stale
                 if conn.lost or conn.transport is None or conn.transport.is_closing():
+                    continue
+                if loop.time() - conn.idle_since > _IDLE_EXPIRY:
+                    conn.abort()
                     continue
                 conn.reused = True
                 return conn

@@ -10,7 +10,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import Settings
-from proxy.server import HOT_PATH_OPTIONS
+from proxy.server import hot_path_options
 from tests.faults.probes import LoopProbe, Relayed
 from tests.support.servers import ThreadServer
 
@@ -23,7 +23,8 @@ def relay(servers: ExitStack) -> Callable[..., Relayed]:
         settings.setdefault("collectors", ())
         sidecar = create_app(Settings(upstream=upstream, port=0, **settings))
         probe = LoopProbe(sidecar)
-        server = servers.enter_context(ThreadServer(probe, **{**HOT_PATH_OPTIONS, **(server_options or {})}))
+        server = servers.enter_context(ThreadServer(probe, **{**hot_path_options(sidecar.settings.head_limits),
+                                                               **(server_options or {})}))
         return Relayed(server, sidecar, probe)
 
     return start

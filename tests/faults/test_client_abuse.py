@@ -10,7 +10,6 @@ import httpx
 import orjson
 import pytest
 
-from proxy.server import header_timeout_protocol
 from tests.faults.probes import Relayed, eventually
 from tests.faults.rawclient import chat_request, connect, exchange, read_at_least, read_response, read_until_closed, status_of
 from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
@@ -92,7 +91,7 @@ def test_disconnect_mid_stream_stops_the_upstream(relay: StartRelay) -> None:
 
 def test_slowloris_headers_get_408_and_do_not_block_others(relay: StartRelay) -> None:
     with RawUpstream() as up:
-        r = relay(up.url, server_options={"http": header_timeout_protocol(0.6)})
+        r = relay(up.url, head_timeout=0.6)
         base = r.baseline()
         slow = [connect(r.port) for _ in range(40)]
         try:

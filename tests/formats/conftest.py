@@ -17,7 +17,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import Settings
-from proxy.server import HOT_PATH_OPTIONS
+from proxy.server import hot_path_options
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
 from tests.formats.expect import SCHEDULE
@@ -58,7 +58,7 @@ def _serve(stack: ExitStack, upstream: ThreadServer) -> Route:
     # As tests/conftest.py's start_proxy: no collectors, the transport the suite runs with.
     settings = Settings(upstream=upstream.url, port=0, collectors=(),
                         upstream_client=os.environ.get("INFERMETER_TEST_UPSTREAM_CLIENT", "native"))
-    proxy = stack.enter_context(ThreadServer(create_app(settings), **HOT_PATH_OPTIONS))
+    proxy = stack.enter_context(ThreadServer(create_app(settings), **hot_path_options(settings.head_limits)))
     return Route(upstream, proxy)
 
 

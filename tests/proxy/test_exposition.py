@@ -45,7 +45,9 @@ def test_contract_series_present(sim: ThreadServer, start_proxy: Callable[..., T
                  "infermeter_output_tokens_per_second_bucket", "infermeter_tokens_total",
                  "infermeter_request_tokens_bucket", "infermeter_finish_reasons_total",
                  "infermeter_token_counts_estimated_total", "infermeter_stream_parse_errors_total",
-                 "infermeter_slo_requests_total", "infermeter_build_info", "process_start_time_seconds",
+                 "infermeter_slo_requests_total", "infermeter_cached_input_tokens_total",
+                 "infermeter_reasoning_output_tokens_total", "infermeter_upstream_phase_seconds_bucket",
+                 "infermeter_build_info", "process_start_time_seconds",
                  "process_resident_memory_bytes"):
         assert m.series(name), f"{name} missing from /metrics"
     # The SLO threshold joined the TTFT buckets, so attainment is exact in PromQL.
@@ -77,4 +79,5 @@ def test_metrics_on_their_own_port(sim: ThreadServer) -> None:
         m = scrape(f"http://127.0.0.1:{metrics_port}")
         assert m.get("infermeter_requests_total", endpoint="chat_completions") == 1
         # On the main port /metrics is an ordinary path, relayed to the upstream.
-        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+        relayed = httpx.get(f"http://127.0.0.1:{port}/metrics")
+        assert relayed.text == httpx.get(sim.url + "/metrics").text and "infermeter_" not in relayed.text

@@ -282,3 +282,20 @@ def test_trickling_body_times_out_with_408(sim: ThreadServer, start_proxy: Calla
     m = scrape(proxy.url)
     assert m.get("infermeter_requests_total", code="408", outcome="rejected") == 1
     assert m.get("infermeter_requests_in_flight") == 0
+
+
+def test_admin_prefix_lets_the_upstreams_own_metrics_and_health_through(start_proxy: Callable[..., ThreadServer]) -> None:
+    async def upstream(scope, receive, send):  # type: ignore[no-untyped-def]
+        body = b"upstream " + scope["path"].encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": body})
+
+    with ThreadServer(upstream) as up:
+        proxy = start_proxy(up.url, admin_prefix="/infermeter")
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert httpx.get(proxy.url + path).text == "upstream " + path
+        assert "infermeter_requests_total" in httpx.get(proxy.url + "/infermeter/metrics").text
+        assert httpx.get(proxy.url + "/infermeter/healthz").json() == {"status": "ok"}
+        assert httpx.get(proxy.url + "/infermeter/readyz").status_code in (200, 503)
+        # The relayed /metrics was counted as a request like any other.
+        assert 'endpoint="other"' in httpx.get(proxy.url + "/infermeter/metrics").text
