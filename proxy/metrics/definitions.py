@@ -12,6 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from proxy import __version__
 from proxy.config import Settings
 from proxy.metrics import buckets
+from proxy.stream.base import PHASES
 from proxy.stream.endpoints import ENDPOINTS
 
 NS = "infermeter"
@@ -47,6 +48,16 @@ class Metrics:
                               (*EM, "type"), registry=r)
         self.request_tokens = Histogram(f"{NS}_request_tokens", "Tokens per request, input and output.",
                                         (*EM, "type"), registry=r, buckets=buckets.TOKENS)
+        self.cached_input_tokens = Counter(
+            f"{NS}_cached_input_tokens", "Input tokens the server served from its prefix cache, as it reported them "
+            "(a subset of input).", EM, registry=r)
+        self.reasoning_output_tokens = Counter(
+            f"{NS}_reasoning_output_tokens", "Reasoning tokens, as the server reported them (a subset of output).",
+            EM, registry=r)
+        # Label children appear per phase once a server reports it: most servers report none.
+        self.upstream_phase = Histogram(
+            f"{NS}_upstream_phase_seconds", f"Time the server itself reported for a phase of the request ({', '.join(PHASES)}).",
+            (*EM, "phase"), registry=r, buckets=buckets.PHASE)
         self.finish_reasons = Counter(f"{NS}_finish_reasons", "Why generation ended, per request.",
                                       (*EM, "reason"), registry=r)
         self.estimated = Counter(f"{NS}_token_counts_estimated",

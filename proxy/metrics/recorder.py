@@ -29,6 +29,10 @@ class _Children:
     tokens_out: Any
     request_tokens_in: Any
     request_tokens_out: Any
+    cached_in: Any
+    reasoning_out: Any
+    # Bound on a phase's first report: ~100 bucket series each, and most servers report none.
+    phases: dict[str, Any]
     finish: dict[str, Any]
     slo_met: Any
     slo_missed: Any
@@ -97,6 +101,13 @@ class Recorder:
         if rec.input_tokens is not None:
             c.tokens_in.inc(rec.input_tokens)
             c.request_tokens_in.observe(rec.input_tokens)
+        report = rec.report
+        if report.cached_input_tokens is not None:
+            c.cached_in.inc(report.cached_input_tokens)
+        if report.reasoning_output_tokens is not None:
+            c.reasoning_out.inc(report.reasoning_output_tokens)
+        if report.phases:
+            self._phases(rec.endpoint, model, c, report.phases)
         tpot = rec.tpot_s
         if tpot is not None:
             c.tpot.observe(tpot)
@@ -117,6 +128,15 @@ class Recorder:
             return False
         return not (self.slo_duration is not None and duration > self.slo_duration)
 
+    def _phases(self, endpoint: str, model: str, c: _Children, phases: dict[str, float]) -> None:
+        """Observe each phase the server reported (DESIGN.md section 13)."""
+        bound = c.phases
+        for phase, seconds in phases.items():
+            child = bound.get(phase)
+            if child is None:
+                child = bound[phase] = self.m.upstream_phase.labels(endpoint, model, phase)
+            child.observe(seconds)
+
     def _bind(self, endpoint: str, model: str) -> _Children:
         c = self._children.get((endpoint, model))
         if c is not None:
@@ -134,6 +154,9 @@ class Recorder:
             tokens_out=m.tokens.labels(endpoint, model, "output"),
             request_tokens_in=m.request_tokens.labels(endpoint, model, "input"),
             request_tokens_out=m.request_tokens.labels(endpoint, model, "output"),
+            cached_in=m.cached_input_tokens.labels(endpoint, model),
+            reasoning_out=m.reasoning_output_tokens.labels(endpoint, model),
+            phases={},
             finish={r: m.finish_reasons.labels(endpoint, model, r) for r in FINISH_REASONS},
             slo_met=slo.labels(endpoint, model, "met") if slo is not None else None,
             slo_missed=slo.labels(endpoint, model, "missed") if slo is not None else None,

@@ -134,3 +134,25 @@ def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
     # 10*B - 1 gaps of 1 ms between chunks, and one 0 gap inside each of the 10*B chunks.
     assert _value(reg, "infermeter_time_between_tokens_seconds_count", **lab) == 20 * GAP_BUFFER - 1
     assert abs(_value(reg, "infermeter_time_between_tokens_seconds_sum", **lab) - (10 * GAP_BUFFER - 1) / 1000) < 1e-6
+
+
+def test_server_reported_phases_and_token_subsets() -> None:
+    recorder, reg = _recorder()
+    reported = RequestRecord("ollama_chat", 0, request_model="m", code=200, t_end=10 * MS, report=StreamSummary(
+        input_tokens=40, output_tokens=9, cached_input_tokens=32, reasoning_output_tokens=5,
+        phases={"load": 2.5, "prefill": 0.125, "decode": 0.5}))
+    silent = RequestRecord("ollama_chat", 0, request_model="m", code=200, t_end=10 * MS,
+                           report=StreamSummary(input_tokens=40, output_tokens=9))
+    for rec in (reported, silent):
+        recorder.started("ollama_chat")
+        recorder.record(rec)
+    lab = {"endpoint": "ollama_chat", "model": "m"}
+    assert _value(reg, "infermeter_cached_input_tokens_total", **lab) == 32
+    assert _value(reg, "infermeter_reasoning_output_tokens_total", **lab) == 5
+    assert _value(reg, "infermeter_tokens_total", type="input", **lab) == 80
+    for phase, seconds in (("load", 2.5), ("prefill", 0.125), ("decode", 0.5)):
+        # Only the request that reported the phase is observed.
+        assert _value(reg, "infermeter_upstream_phase_seconds_count", phase=phase, **lab) == 1
+        assert _value(reg, "infermeter_upstream_phase_seconds_sum", phase=phase, **lab) == seconds
+    # A phase no server reported has no series at all, not an empty histogram.
+    assert reg.get_sample_value("infermeter_upstream_phase_seconds_count", {**lab, "phase": "queue"}) is None

@@ -27,6 +27,8 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
         ("infermeter_stream_parse_errors_total", "counter", "endpoint"),
         ("infermeter_slo_requests_total", "counter", "endpoint model result"),
         ("infermeter_upstream_phase_seconds", "histogram", "endpoint model phase"),
+        ("infermeter_cached_input_tokens_total", "counter", "endpoint model"),
+        ("infermeter_reasoning_output_tokens_total", "counter", "endpoint model"),
         ("infermeter_upstream_up", "gauge", ""),
         ("infermeter_upstream_uptime_seconds", "gauge", ""),
         ("infermeter_upstream_probe_duration_seconds", "histogram", ""),
