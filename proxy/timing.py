@@ -7,8 +7,9 @@ All stamps are ``time.perf_counter_ns()`` taken in the proxy (DESIGN.md section 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from proxy.stream.base import StreamSummary
+from proxy.stream.base import RequestInfo, StreamSummary
 
 COMPLETED = "completed"
 CANCELLED = "cancelled"
@@ -40,6 +41,22 @@ class RequestRecord:
     # that arrive in one chunk are 0 apart, as the client sees them: those are counted.
     gaps_ns: list[int] = field(default_factory=list)
     zero_gaps: int = 0
+    # Drill-down (DESIGN.md section 12). Wall-clock arrival, time.time_ns() taken once with
+    # t_arrival: the log line's time and the span's start; later wall times are derived
+    # from it and the monotonic stamps.
+    t_wall: int = 0
+    request_id: str | None = None
+    method: str = ""
+    path: str = ""
+    # What the request asked for (model, stream, max_tokens, ...), once its body was read.
+    request: RequestInfo | None = None
+    # The span of a traced request (None when tracing is off) and, when it is sampled, its
+    # ids in hex: the exemplars and the log line carry them.
+    span: Any = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    # The model label the recorder used, so the log line joins the metrics exactly.
+    model_label: str | None = None
 
     def tokens(self, n: int, now: int) -> bool:
         """``n`` token events completed in a chunk that arrived at ``now``.
@@ -84,6 +101,15 @@ class RequestRecord:
     @property
     def parse_errors(self) -> int:
         return self.report.parse_errors
+
+    @property
+    def exemplar(self) -> dict[str, str] | None:
+        """The exemplar for this request's observations: its sampled span, else its request id."""
+        if self.trace_id is not None and self.span_id is not None:
+            return {"trace_id": self.trace_id, "span_id": self.span_id}
+        if self.request_id is not None:
+            return {"request_id": self.request_id}
+        return None
 
     @property
     def duration_s(self) -> float:

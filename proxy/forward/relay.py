@@ -12,12 +12,13 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from time import perf_counter_ns
+from time import perf_counter_ns, time_ns
 from typing import Any
 
 import orjson
 
 from proxy.config import Settings
+from proxy.drilldown.hub import Drilldown
 from proxy.forward.base import RawHeaders, Transport, UpstreamResponse
 from proxy.forward.errors import UpstreamError, UpstreamReadError, UpstreamTimeout
 from proxy.forward.headers import client_response_headers, header_value, upstream_request_headers
@@ -76,20 +77,23 @@ async def _watch_disconnect(receive: Receive, watch: _Watch, task: asyncio.Task[
 
 
 class Relay:
-    def __init__(self, settings: Settings, transport: Transport, recorder: Recorder | None) -> None:
+    def __init__(self, settings: Settings, transport: Transport, recorder: Recorder | None,
+                 drilldown: Drilldown | None = None) -> None:
         self.transport = transport
         self.recorder = recorder
+        self.drilldown = drilldown if drilldown is not None else Drilldown()
         self.max_body = settings.max_request_bytes
         self.upstream_name = settings.upstream
         self.inject_usage = settings.inject_usage
         self.body_timeout = settings.body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        rec = RequestRecord(classify(scope["path"]), perf_counter_ns())
+        rec = RequestRecord(classify(scope["path"]), perf_counter_ns(), t_wall=time_ns())
         recorder = self.recorder
         if recorder is not None:
             recorder.started(rec.endpoint)
         try:
+            self.drilldown.begin(scope, rec)
             await self._relay(scope, receive, send, rec)
         finally:
             self._finish(rec)
@@ -100,6 +104,7 @@ class Relay:
             rec.t_end = perf_counter_ns()
         if self.recorder is not None:
             self.recorder.record(rec)
+        self.drilldown.finish(rec)
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
         if scope["method"] == "CONNECT":
@@ -110,12 +115,14 @@ class Relay:
         # Read before the body: an ASGI server appends a chunked body's trailers to the
         # same header list, and a trailer must never reach the upstream as a header.
         headers = upstream_request_headers(scope)
+        self.drilldown.outgoing(headers, rec)
         body = await self._read_body(scope, receive, send, rec)
         if body is None:
             return
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
         rec.request_model = info.model
+        rec.request = info
         inject = False
         if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:
             injected = add_include_usage(body)

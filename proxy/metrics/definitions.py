@@ -75,6 +75,32 @@ class Metrics:
         self.parse_errors_by_endpoint = {e: self.parse_errors.labels(e) for e in ENDPOINTS}
 
 
+class SpanMetrics:
+    """The span pipeline's own counters (DESIGN.md section 12); only when tracing is on.
+
+    Written from the exporter's thread, never from the relay."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.exported = Counter(f"{NS}_spans_exported", "Spans the OTLP collector accepted.", registry=registry)
+        self.dropped = Counter(f"{NS}_spans_dropped",
+                               "Spans lost: the export queue was full, or the collector failed or refused them.",
+                               ("reason",), registry=registry)
+        for reason in ("queue_full", "export_failed"):
+            self.dropped.labels(reason)
+
+
+class RequestLogMetrics:
+    """The request log's own counters (DESIGN.md section 12); only with --request-log."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lines = Counter(f"{NS}_request_log_lines", "Request log lines written.", registry=registry)
+        self.dropped = Counter(f"{NS}_request_log_dropped",
+                               "Request log lines lost: the writer was behind (queue_full) or the write failed.",
+                               ("reason",), registry=registry)
+        for reason in ("queue_full", "write_failed"):
+            self.dropped.labels(reason)
+
+
 class _BuildInfo:
     def collect(self) -> list[GaugeMetricFamily]:
         family = GaugeMetricFamily(f"{NS}_build_info", "infermeter build; always 1.", labels=["version"])

@@ -69,7 +69,7 @@ class Recorder:
     def record(self, rec: RequestRecord) -> None:
         m = self.m
         m.in_flight_by_endpoint[rec.endpoint].dec()
-        model = self.model_label(rec)
+        model = rec.model_label = self.model_label(rec)
         key = (rec.endpoint, model, rec.code, rec.outcome)
         counter = self._requests.get(key)
         if counter is None:
@@ -79,7 +79,9 @@ class Recorder:
             return
         c = self._bind(rec.endpoint, model)
         duration = rec.duration_s
-        (c.duration_stream if rec.stream else c.duration_plain).observe(duration)
+        # Exemplars (OpenMetrics only): the sampled span's ids, else the request id.
+        exemplar = rec.exemplar
+        (c.duration_stream if rec.stream else c.duration_plain).observe(duration, exemplar)
         headers = rec.headers_s
         if headers is not None:
             m.headers_by_endpoint[rec.endpoint].observe(headers)
@@ -87,7 +89,7 @@ class Recorder:
             m.parse_errors_by_endpoint[rec.endpoint].inc(rec.parse_errors)
         ttft = rec.ttft_s
         if ttft is not None:
-            c.ttft.observe(ttft)
+            c.ttft.observe(ttft, exemplar)
             if rec.gaps_ns or rec.zero_gaps:
                 self.drain_gaps(rec)
         if rec.tokens_estimated:
@@ -110,7 +112,7 @@ class Recorder:
             self._phases(rec.endpoint, model, c, report.phases)
         tpot = rec.tpot_s
         if tpot is not None:
-            c.tpot.observe(tpot)
+            c.tpot.observe(tpot, exemplar)
         if rec.finish_reason is not None:
             c.finish[rec.finish_reason].inc()
         # SLOs are about inference: /v1/models or /health answers say nothing of them.

@@ -48,6 +48,10 @@ class RequestInfo:
     model: str | None = None
     stream: bool = False
     include_usage: bool = False
+    # Sampling parameters, for the request's span (DESIGN.md section 12); None when absent.
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
 
 
 class Tap(Protocol):

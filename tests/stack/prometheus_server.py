@@ -63,8 +63,10 @@ class Prometheus:
 
 @contextlib.contextmanager
 def run_prometheus(workdir: Path, job: str, targets: Sequence[str], rule_files: Sequence[Path],
-                   interval: str = "1s", more_jobs: Mapping[str, Sequence[str]] | None = None) -> Iterator[Prometheus]:
-    """``more_jobs``: further scrape jobs by name, e.g. an engine's own /metrics beside the proxy's."""
+                   interval: str = "1s", more_jobs: Mapping[str, Sequence[str]] | None = None,
+                   flags: Sequence[str] = ()) -> Iterator[Prometheus]:
+    """``more_jobs``: further scrape jobs by name, e.g. an engine's own /metrics beside the proxy's.
+    ``flags``: more command-line flags, e.g. ``--enable-feature=exemplar-storage``."""
     binary = require("prometheus")
     jobs = {job: targets, **(more_jobs or {})}
     config = {
@@ -79,7 +81,7 @@ def run_prometheus(workdir: Path, job: str, targets: Sequence[str], rule_files: 
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [str(binary), f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
             stdout=sink, stderr=subprocess.STDOUT)
         try:
             wait_http_ok(f"http://127.0.0.1:{port}/-/ready", proc=proc)

@@ -1,0 +1,153 @@
+"""``--request-log PATH|-``: one JSON object per line per relayed request.
+
+The relay hands the finished record to a bounded queue (one ``put_nowait``); a writer
+thread turns records into lines and writes them in batches. A queue that is full (a disk
+or pipe that cannot keep up) drops the line and counts it: a stream never waits for its
+log line. The schema is in docs/drilldown.md; no prompt, completion, header value or
+query string ever enters a line (the path is ASGI's ``path``, which has no query).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from proxy.config import ConfigError
+from proxy.metrics.definitions import RequestLogMetrics
+from proxy.timing import RequestRecord
+
+log = logging.getLogger("infermeter.request_log")
+
+# Lines written per system call at most: a burst is one write, not thousands.
+_BATCH = 512
+_STOP = object()
+
+
+def rfc3339(wall_ns: int) -> str:
+    seconds, ns = divmod(wall_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ns // 1000:06d}Z"
+
+
+def _round(value: float | None) -> float | None:
+    # Microseconds: the stamps' resolution that matters, and short lines.
+    return None if value is None else round(value, 6)
+
+
+def line(rec: RequestRecord) -> dict[str, Any]:
+    """The log line of a finished request (docs/drilldown.md lists the fields)."""
+    return {
+        "time": rfc3339(rec.t_wall),
+        "request_id": rec.request_id,
+        "trace_id": rec.trace_id,
+        "span_id": rec.span_id,
+        "method": rec.method,
+        "path": rec.path,
+        "endpoint": rec.endpoint,
+        "model": rec.model_label if rec.model_label is not None else rec.model,
+        "status": rec.code,
+        "outcome": rec.outcome,
+        "stream": rec.stream,
+        "ttft_s": _round(rec.ttft_s),
+        "tpot_s": _round(rec.tpot_s),
+        "duration_s": _round(rec.duration_s),
+        "upstream_headers_s": _round(rec.headers_s),
+        "input_tokens": rec.input_tokens,
+        "output_tokens": rec.output_tokens,
+        "tokens_estimated": rec.tokens_estimated,
+        "finish_reason": rec.finish_reason,
+    }
+
+
+class RequestLog:
+    def __init__(self, target: str, metrics: RequestLogMetrics, queue_size: int) -> None:
+        self.target = "standard output" if target == "-" else target
+        if target == "-":
+            self.fd = sys.stdout.fileno()
+            self._own_fd = False
+        else:
+            try:
+                # O_APPEND: each batch lands whole at the end, and logrotate's copytruncate works.
+                self.fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+            except OSError as exc:
+                raise ConfigError(f"--request-log: cannot open {target}: {exc.strerror}") from None
+            self._own_fd = True
+        self.queue: queue.Queue[Any] = queue.Queue(queue_size)
+        self.written = metrics.lines
+        self.queue_full = metrics.dropped.labels("queue_full")
+        self.write_failed = metrics.dropped.labels("write_failed")
+        self._full = False
+        self._failing = False
+        self.thread = threading.Thread(target=self._run, name="infermeter-request-log", daemon=True)
+        self.thread.start()
+
+    def put(self, rec: RequestRecord) -> None:
+        """Queue the finished record's line; drop and count it when the writer is behind."""
+        try:
+            self.queue.put_nowait(rec)
+        except queue.Full:
+            self.queue_full.inc()
+            if not self._full:
+                self._full = True
+                log.warning("request log %s cannot keep up: dropping lines, counted in "
+                            "infermeter_request_log_dropped_total", self.target)
+            return
+        if self._full:
+            self._full = False
+            log.info("request log %s keeps up again", self.target)
+
+    def _run(self) -> None:
+        get, get_nowait = self.queue.get, self.queue.get_nowait
+        while True:
+            item = get()
+            batch = []
+            stop = item is _STOP
+            if not stop:
+                batch.append(item)
+            while not stop and len(batch) < _BATCH:
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._write(batch)
+            if stop:
+                return
+
+    def _write(self, batch: list[RequestRecord]) -> None:
+        data = b"".join(orjson.dumps(line(rec), option=orjson.OPT_APPEND_NEWLINE) for rec in batch)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+        except OSError as exc:
+            self.write_failed.inc(len(batch))
+            if not self._failing:
+                self._failing = True
+                log.warning("request log %s: write failed (%s): dropping lines, counted in "
+                            "infermeter_request_log_dropped_total", self.target, exc.strerror)
+            return
+        self.written.inc(len(batch))
+        if self._failing:
+            self._failing = False
+            log.info("request log %s: writes work again", self.target)
+
+    def close(self, timeout: float) -> None:
+        """Write what is queued (at most ``timeout`` seconds), then close the file."""
+        try:
+            self.queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            return
+        self.thread.join(timeout)
+        if self._own_fd and not self.thread.is_alive():
+            os.close(self.fd)
