@@ -48,9 +48,11 @@ class Stage:
         self.app = app
         self.route = route
 
-    def play(self, steps: Sequence[Step], content_type: bytes = SSE) -> Route:
+    def play(self, steps: Sequence[Step], content_type: bytes = SSE,
+             headers: tuple[tuple[bytes, bytes], ...] = ()) -> Route:
         self.app.steps = tuple(steps)
         self.app.content_type = content_type
+        self.app.headers = headers
         return self.route
 
 

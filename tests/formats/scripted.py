@@ -25,6 +25,8 @@ class ScriptedUpstream:
     def __init__(self, steps: Sequence[Step], content_type: bytes = SSE) -> None:
         self.steps = tuple(steps)
         self.content_type = content_type
+        # Extra response headers (TGI's timing headers, say).
+        self.headers: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def body(self) -> bytes:
@@ -38,11 +40,11 @@ class ScriptedUpstream:
             return
         loop = asyncio.get_running_loop()
         arrival = loop.time()
-        steps, content_type = self.steps, self.content_type
+        steps, content_type, extra = self.steps, self.content_type, self.headers
         while (await receive()).get("more_body", False):
             pass
         await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", content_type), (b"cache-control", b"no-cache")]})
+                    "headers": [(b"content-type", content_type), (b"cache-control", b"no-cache"), *extra]})
         for at, data in steps:
             delay = arrival + at - loop.time()
             if delay > 0:

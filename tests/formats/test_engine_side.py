@@ -22,8 +22,9 @@ import pytest
 
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
-from tests.formats.conftest import Route, _serve
-from tests.formats.expect import SCHEDULE, SLACK, TBT, TTFT, Delta, measured
+from tests.formats.conftest import Route, Stage, _serve
+from tests.formats.expect import SCHEDULE, SLACK, TBT, TTFT, Delta, check_counts, measured
+from tests.formats.scripted import Step
 from tests.support.servers import ThreadServer
 
 LOAD = 0.3
@@ -162,3 +163,19 @@ def test_ollama_unloads_after_keep_alive(cold: Route) -> None:
     assert late.load_duration is not None and late.load_duration >= LOAD * 1e9
     labels = {"endpoint": "ollama_generate", "model": "idle-model"}
     assert d.get(f"{PHASE}_sum", **labels, phase="load") == pytest.approx(late.load_duration / 1e9, abs=1e-9, rel=0)
+
+
+def test_tgi_timing_headers(scripted: Stage) -> None:
+    """TGI's /generate answers with its queue time and counts in headers (router
+    generate_internal, whole milliseconds); the body without ``details`` has neither."""
+    headers = ((b"x-compute-type", b"gpu+optimized"), (b"x-total-time", b"473"), (b"x-validation-time", b"1"),
+               (b"x-queue-time", b"312"), (b"x-inference-time", b"160"), (b"x-time-per-token", b"20"),
+               (b"x-prompt-tokens", b"6"), (b"x-generated-tokens", b"8"))
+    steps: list[Step] = [(TTFT, b'{"generated_text":" Deep learning is a subset of machine learning"}')]
+    route = scripted.play(steps, b"application/json", headers)
+    reply, d = measured(route.proxied, lambda: httpx.post(route.proxied + "/generate", timeout=10, json={
+        "inputs": "What is deep learning?", "model": "tgi-headers"}))
+    # Every header reached the client as the server sent it.
+    assert all(reply.headers[name.decode()] == value.decode() for name, value in headers)
+    check_counts(d, "tgi_generate", "tgi-headers", inputs=6, outputs=8, reason=None, stream=False)
+    assert _phases(d, "tgi_generate", "tgi-headers") == {"queue": (1, 312 / 1e3)}

@@ -45,6 +45,7 @@ def test_chat_reasoning_deltas_are_tokens(scripted: Stage) -> None:
     # The label is the response's model, not the request's "r1"; the counts are the
     # server's usage (31 with reasoning), not the 8 token events.
     check_stream(d, "chat_completions", "deepseek-r1", inputs=17, outputs=31, reason="stop")
+    assert d.get("infermeter_reasoning_output_tokens_total", endpoint="chat_completions", model="deepseek-r1") == 23
 
 
 def test_chat_tool_call_deltas_are_tokens(scripted: Stage) -> None:
