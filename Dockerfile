@@ -16,7 +16,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 # With the [otel] extra: tracing turns on by the standard OTEL_* variables, no rebuild.
-RUN pip install --no-cache-dir ".[otel]"
+RUN pip install --no-cache-dir ./[otel]
 
 # Runtime stage: the same base, the virtual environment, and nothing else.
 FROM python:${PYTHON_VERSION}-slim-bookworm

@@ -23,6 +23,8 @@ class Target:
     legend: str = ""
     instant: bool = False
     fmt: str = "time_series"
+    # Ask Prometheus for this query's exemplars (trace or request ids; DESIGN.md section 12).
+    exemplar: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def _target_json(target: Target, ref: str) -> Json:
         "range": not target.instant,
         "instant": target.instant,
         "format": target.fmt,
+        **({"exemplar": True} if target.exemplar else {}),
     }
 
 

@@ -34,12 +34,18 @@ OUTPUT = 'type="output"'
 MET = 'result="met"'
 
 
-def latency(title: str, histogram: str, definition: str, filters: str = SERVING, width: int = 12) -> Panel:
-    targets = [Target(quantile(q, histogram, filters), f"p{round(q * 100)}") for q in QUANTILES]
+def latency(title: str, histogram: str, definition: str, filters: str = SERVING, width: int = 12,
+            exemplars: bool = False) -> Panel:
+    # Exemplars ride on the p99 query: one set of points per panel is enough to click through.
+    targets = [Target(quantile(q, histogram, filters), f"p{round(q * 100)}", exemplar=exemplars and q == QUANTILES[-1])
+               for q in QUANTILES]
     targets.append(Target(mean(histogram, filters), "mean"))
     description = (f"{definition} p50, p90 and p99 come from the histogram buckets of every selected instance, "
                    "summed by le before histogram_quantile, so they are fleet-wide quantiles, not averages of "
                    "per-instance quantiles; the mean is the sum of observations over their count.")
+    if exemplars:
+        description += (" The points are exemplars, single requests: with tracing on they open the request's trace "
+                        "in Jaeger, otherwise they show its request id, which finds its request-log line.")
     return timeseries(title, description, "s", *targets, width=width)
 
 
@@ -89,16 +95,16 @@ def latencies() -> list[Panel | Row]:
         Row("Latency"),
         latency("Time to first token (TTFT)", "infermeter_time_to_first_token_seconds",
                 "Time from request arrival at the proxy to the first token event (text, reasoning, tool-call "
-                "arguments or refusal), for streams with at least one token."),
+                "arguments or refusal), for streams with at least one token.", exemplars=True),
         latency("Time between tokens (TBT)", "infermeter_time_between_tokens_seconds",
                 "Gap between consecutive token events of a stream, one observation per gap: the chunk-level "
                 "latency a user sees."),
         latency("Time per output token (TPOT)", "infermeter_time_per_output_token_seconds",
                 "(time of last token - time of first token) / (output tokens - 1), per stream with at least two "
-                "output tokens, as genai-perf defines it."),
+                "output tokens, as genai-perf defines it.", exemplars=True),
         latency("Request duration", "infermeter_request_duration_seconds",
                 "Time from request arrival to the last byte handed to the client (or the end of an abandoned "
-                "stream), for every request, streaming or not."),
+                "stream), for every request, streaming or not.", exemplars=True),
         latency("Upstream response headers", "infermeter_upstream_response_headers_seconds",
                 "Time from request arrival to the upstream's response headers: queueing and prefill before the "
                 "server answers. Not split by model.", filters=ENDPOINT),

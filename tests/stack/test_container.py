@@ -70,7 +70,7 @@ def test_compose_config_is_valid(args: tuple[str, ...]) -> None:
 
 def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
     services = resolved()["services"]
-    assert set(services) == {"simulator", "infermeter", "load", "prometheus", "grafana"}
+    assert set(services) == {"simulator", "infermeter", "load", "prometheus", "grafana", "jaeger"}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     assert services["simulator"]["command"][:5] == ["simulate", "--host", "0.0.0.0", "--port", "8000"]
@@ -79,7 +79,9 @@ def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
     assert command[command.index("--host") + 1] == "0.0.0.0"
     depends = {name: {k: v["condition"] for k, v in s.get("depends_on", {}).items() if v.get("required", True)}
                for name, s in services.items()}
-    assert depends["infermeter"] == {"simulator": "service_healthy"}
+    assert depends["infermeter"] == {"simulator": "service_healthy", "jaeger": "service_started"}
+    assert services["infermeter"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
     assert depends["prometheus"] == {"infermeter": "service_healthy"}
     assert depends["load"] == {"infermeter": "service_healthy"}
     assert services["load"]["command"] == ["load", "--target", "http://infermeter:8100"]
@@ -122,6 +124,10 @@ def test_grafana_mounts_match_provisioning() -> None:
     assert {"GF_SECURITY_ADMIN_USER", "GF_SECURITY_ADMIN_PASSWORD"} <= set(grafana["environment"])
     datasource = yaml.safe_load((REPO / "dashboards/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+    jaeger = datasource["datasources"][1]
+    assert jaeger["type"] == "jaeger" and jaeger["url"] == "http://jaeger:16686"
+    (link,) = datasource["datasources"][0]["jsonData"]["exemplarTraceIdDestinations"]
+    assert (link["name"], link["datasourceUid"]) == ("trace_id", jaeger["uid"])
 
 
 def test_prometheus_scrapes_the_compose_sidecar() -> None:
