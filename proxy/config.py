@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-KNOWN_COLLECTORS = ("system", "gpu", "upstream")
+KNOWN_COLLECTORS = ("system", "gpu", "upstream", "ollama")
 UPSTREAM_CLIENTS = ("native", "httpx")
 
 

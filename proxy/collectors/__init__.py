@@ -1,4 +1,4 @@
-"""Host, GPU and upstream collectors, each enabled by name in ``--collectors``.
+"""Host, GPU, upstream and Ollama collectors, each enabled by name in ``--collectors``.
 
 ``build_collectors`` registers them into the app's registry (nothing is registered at
 import time); the app starts and stops the returned ``CollectorSet`` in its lifespan.
@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from proxy.collectors.base import Status, SyncCollector
 from proxy.collectors.exposition import CachedCollector, StatusCollector
 from proxy.collectors.gpu import GpuCollector
+from proxy.collectors.ollama import OllamaCollector, http_fetch
 from proxy.collectors.process import UpstreamProcessLocator
 from proxy.collectors.sampler import Sampler
 from proxy.collectors.system import SystemCollector
@@ -80,6 +81,10 @@ def build_collectors(
         sync.append(SystemCollector(locator, **ps))
     if "gpu" in enabled:
         sync.append(GpuCollector(nvml=nvml, locator=locator))
+    if "ollama" in enabled:
+        # Idle unless the upstream answers /api/ps; read at the probe's pace.
+        fetch = http_fetch(settings.upstream, settings.probe_timeout)
+        sync.append(OllamaCollector(fetch, settings.max_models, refresh=settings.probe_interval))
     sampler = Sampler(sync, settings.sample_interval)
     probe = None
     if "upstream" in enabled:

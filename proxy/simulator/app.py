@@ -10,6 +10,7 @@ import gc
 import hashlib
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -23,6 +24,10 @@ from proxy.simulator.routes import ENDPOINTS
 from proxy.simulator.stats import SimStats
 
 OLLAMA_VERSION = "0.6.0"
+# Ollama keeps a model loaded this long after its last request (its default keep_alive).
+KEEP_ALIVE = 300.0
+# What /api/ps reports the simulated model to occupy, all of it in (simulated) VRAM.
+MODEL_BYTES = 1_325_000_000
 
 
 class GcPolicy:
@@ -73,7 +78,9 @@ class SimulatorApp:
             "/v1/models": self._models,
             "/api/tags": self._tags,
             "/api/version": lambda: {"version": OLLAMA_VERSION},
+            "/api/ps": self._ps,
         }
+        self._last_use: float | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -90,6 +97,7 @@ class SimulatorApp:
             if method != "POST":
                 await _error(send, 405, f"{path} accepts POST only", endpoint.family)
                 return
+            self._last_use = time.time()
             await self.engine.handle(endpoint, scope, receive, send)
             return
         if path == "/metrics" and method in ("GET", "HEAD"):
@@ -121,6 +129,20 @@ class SimulatorApp:
     def _models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": self.config.model, "object": "model", "created": self._started,
                                             "owned_by": "infermeter"}]}
+
+    def _ps(self) -> dict[str, Any]:
+        """Ollama's running models: the model is loaded by its first request and unloaded
+        KEEP_ALIVE seconds after its last, as Ollama does."""
+        if self._last_use is None or time.time() > self._last_use + KEEP_ALIVE:
+            return {"models": []}
+        model = self.config.model
+        expires = datetime.fromtimestamp(self._last_use + KEEP_ALIVE, timezone.utc).isoformat()
+        return {"models": [{
+            "name": model, "model": model, "size": MODEL_BYTES, "size_vram": MODEL_BYTES,
+            "digest": hashlib.sha256(model.encode()).hexdigest(), "expires_at": expires, "context_length": 4096,
+            "details": {"parent_model": "", "format": "gguf", "family": "infermeter", "families": ["infermeter"],
+                        "parameter_size": "0B", "quantization_level": "F16"},
+        }]}
 
     def _tags(self) -> dict[str, Any]:
         model = self.config.model
