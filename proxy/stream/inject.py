@@ -7,7 +7,10 @@ in every other chunk. The client gets the bytes it would have got without the pr
 tap, fed the upstream's bytes, gets exact counts.
 
 Events are forwarded whole, so an event split across reads waits for its end: this is
-the one place the proxy holds bytes back, and only when the flag is on.
+the one place the proxy holds bytes back, and only when the flag is on. llama-server puts
+its ``timings`` on the last event it sends: the finish chunk without usage, the usage
+chunk with it. So the finish chunk is held until the next event shows whether ``timings``
+must move back onto it, as the client would have had them.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import re
 
 import orjson
 
+from proxy.stream.sse import SSEEventSplitter, SSEFramer
+
 # The member a server adds to each ordinary chunk once usage is asked for, as OpenAI and
 # the servers that follow it write it (with or without spaces).
 _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null')
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _USAGE_ONLY = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+_FINISHED = re.compile(rb'"finish_reason"\s*:\s*"')
+# Members a server puts on its last event whichever that is (llama-server's timings).
+_ON_LAST_EVENT = (b"timings",)
 
 
 def add_include_usage(body: bytes) -> bytes | None:
@@ -44,40 +51,78 @@ class UsageStripper:
     """Turns the upstream's stream (with usage) into the one the client asked for."""
 
     def __init__(self) -> None:
-        self._pending = b""
+        self._events = SSEEventSplitter()
+        self._held = b""  # a finish chunk, until the event after it is seen
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk if self._pending else chunk
-        end = 0
-        out: list[bytes] = []
-        for match in _EVENT_END.finditer(data):
-            # A lone \r at the very end may be the first half of \r\n: wait for more.
-            if match.group() == b"\r\r" and match.end() == len(data):
-                break
-            out.append(self._event(data[end:match.end()]))
-            end = match.end()
-        self._pending = data[end:]
-        return b"".join(out)
+        events = self._events.feed(chunk)
+        if not events:
+            return b""
+        return b"".join([self._event(event) for event in events])
 
     def close(self) -> bytes:
-        rest, self._pending = self._pending, b""
-        return self._event(rest) if rest else b""
+        rest = self._events.close()
+        out = self._event(rest) if rest else b""
+        held, self._held = self._held, b""
+        return held + out
 
-    @staticmethod
-    def _event(event: bytes) -> bytes:
+    def _event(self, event: bytes) -> bytes:
+        held, self._held = self._held, b""
         if b'"usage"' not in event:
-            return event
+            return held + event
         if _USAGE_ONLY.search(event) and _is_usage_only(event):
-            return b""
-        return _USAGE_NULL.sub(b"", event)
+            return _graft(held, event) if held else b""
+        event = _USAGE_NULL.sub(b"", event)
+        if _FINISHED.search(event):
+            self._held = event
+            return held
+        return held + event
+
+
+def _graft(finish: bytes, usage_event: bytes) -> bytes:
+    """The finish chunk with the members the usage chunk carried in its place (timings)."""
+    members = b"".join(b"," + m for m in (_raw_member(usage_event, k) for k in _ON_LAST_EVENT) if m)
+    if not members:
+        return finish
+    end = finish.rfind(b"}")
+    return finish[:end] + members + finish[end:] if end >= 0 else finish
+
+
+def _raw_member(event: bytes, key: bytes) -> bytes | None:
+    """``"key":{...}`` as the server wrote it (so its bytes are what the client would get)."""
+    start = event.find(b'"' + key + b'"')
+    if start < 0:
+        return None
+    i = event.find(b"{", start)
+    if i < 0:
+        return None
+    depth, in_string, escaped = 0, False, False
+    for j in range(i, len(event)):
+        c = event[j]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 92:  # backslash
+                escaped = True
+            elif c == 34:
+                in_string = False
+        elif c == 34:
+            in_string = True
+        elif c == 123:
+            depth += 1
+        elif c == 125:
+            depth -= 1
+            if depth == 0:
+                return event[start:j + 1]
+    return None
 
 
 def _is_usage_only(event: bytes) -> bool:
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            try:
-                payload = orjson.loads(line[5:])
-            except orjson.JSONDecodeError:
-                return False
-            return isinstance(payload, dict) and payload.get("choices") == [] and bool(payload.get("usage"))
+    framer = SSEFramer()
+    for _, data in framer.feed(event) + framer.close():
+        try:
+            payload = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+        return isinstance(payload, dict) and payload.get("choices") == [] and bool(payload.get("usage"))
     return False

@@ -18,6 +18,7 @@ hand data straight to the JSON parser, so nothing is decoded twice.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from proxy.stream.base import StreamSummary
@@ -175,3 +176,50 @@ class SSETap:
             self.summary.parse_errors += framer.dropped
             framer.dropped = 0
         return n
+
+
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+class SSEEventSplitter:
+    """Cut a byte stream into whole SSE events, bytes unchanged, by the same line-end rules.
+
+    For the one place that rewrites a stream (``--inject-usage``): an event ends at a
+    blank line, whichever of ``\n``, ``\r\n`` and ``\r`` end its lines, mixed too
+    (``\n\r\n`` is a line end and a blank line). A ``\r`` at the end of a chunk may
+    be half of ``\r\n``: it is decided when the next chunk comes.
+    """
+
+    __slots__ = ("_buf", "_scan", "_last")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._scan = 0
+        # Where the previous line end finished; a line end starting there ends a blank line.
+        self._last = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf + chunk if self._buf else chunk
+        events: list[bytes] = []
+        start = 0
+        last = self._last
+        scan = len(buf)
+        for match in _EOL.finditer(buf, self._scan):
+            begin, end = match.span()
+            if end == len(buf) and end - begin == 1 and buf[begin] == 13:
+                scan = begin
+                break
+            if begin == last:
+                events.append(buf[start:end])
+                start = end
+            last = end
+        self._buf = buf[start:]
+        self._scan = scan - start
+        self._last = last - start
+        return events
+
+    def close(self) -> bytes:
+        """The stream ended: its unterminated tail, if any."""
+        rest, self._buf = self._buf, b""
+        self._scan = self._last = 0
+        return rest

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Callable
 
 import httpx
@@ -12,7 +14,13 @@ from proxy.stream.inject import UsageStripper, add_include_usage
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
 
-_CREATED = re.compile(rb'"created":\d+')
+# Wall-clock values that differ between two runs of the same schedule: the creation time,
+# and the measured milliseconds in llama.cpp-style timings.
+_WALL_CLOCK = re.compile(rb'("created":|"(?:prompt|predicted)_(?:ms|per_token_ms|per_second)":)[0-9.e+-]+')
+
+
+def _masked(stream: bytes) -> bytes:
+    return _WALL_CLOCK.sub(rb"\1", stream)
 
 
 def _body(path: str) -> dict[str, object]:
@@ -34,7 +42,7 @@ def test_client_bytes_equal_direct_while_counts_are_exact(start_simulator: Calla
     direct = httpx.post(direct_sim.url + path, json=_body(path)).content
     relayed = httpx.post(proxy.url + path, json=_body(path)).content
     assert b'"usage"' not in direct  # the client asked for no usage ...
-    assert _CREATED.sub(b"", relayed) == _CREATED.sub(b"", direct)  # ... and sees none
+    assert _masked(relayed) == _masked(direct)  # ... and sees none
     m = scrape(proxy.url)
     endpoint = path.removeprefix("/v1/").replace("/", "_")
     assert m.get("infermeter_tokens_total", endpoint=endpoint, type="output") == 6
@@ -73,3 +81,60 @@ def test_stripper_independent_of_chunking(split: int) -> None:
     s = UsageStripper()
     out = b"".join(s.feed(stream[i:i + split]) for i in range(0, len(stream), split)) + s.close()
     assert out == expected
+
+
+_ENDINGS = {"lf": (b"\n", b"\n"), "crlf": (b"\r\n", b"\r\n"), "cr": (b"\r", b"\r"),
+            "lf-then-crlf": (b"\n", b"\r\n"), "crlf-then-lf": (b"\r\n", b"\n"), "lf-then-cr": (b"\n", b"\r")}
+
+
+def _events(line_end: bytes, blank: bytes) -> tuple[bytes, bytes]:
+    """An upstream stream with usage (every WHATWG line ending, mixed) and what the client must get."""
+    def event(data: bytes) -> bytes:
+        return b"data: " + data + line_end + blank
+    with_usage = (event(b'{"choices":[{"delta":{"content":"a"}}],"usage":null}')
+                  + b": keep-alive" + line_end + blank
+                  + event(b'{"choices":[{"delta":{"content":"b"}}],"usage":null}')
+                  + event(b'{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}')
+                  + event(b"[DONE]"))
+    asked_for = (event(b'{"choices":[{"delta":{"content":"a"}}]}') + b": keep-alive" + line_end + blank
+                 + event(b'{"choices":[{"delta":{"content":"b"}}]}') + event(b"[DONE]"))
+    return with_usage, asked_for
+
+
+@pytest.mark.parametrize("ending", list(_ENDINGS))
+@pytest.mark.parametrize("split", [1, 2, 3, 5, 8, 13, 1000])
+def test_stripper_handles_every_line_ending_under_every_chunking(ending: str, split: int) -> None:
+    with_usage, asked_for = _events(*_ENDINGS[ending])
+    s = UsageStripper()
+    out = b"".join(s.feed(with_usage[i:i + split]) for i in range(0, len(with_usage), split)) + s.close()
+    assert out == asked_for
+
+
+@pytest.mark.parametrize("ending", ["lf-then-crlf", "crlf", "cr"])
+def test_each_token_reaches_the_client_as_it_is_produced(start_proxy: Callable[..., ThreadServer], ending: str) -> None:
+    line_end, blank = _ENDINGS[ending]
+    gap = 0.4
+
+    async def upstream(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for text in (b"a", b"b", b"c"):
+            data = b'{"model":"m1","choices":[{"index":0,"delta":{"content":"' + text + b'"}}],"usage":null}'
+            await send({"type": "http.response.body", "body": b"data: " + data + line_end + blank, "more_body": True})
+            await asyncio.sleep(gap)
+        usage = b'{"model":"m1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3}}'
+        await send({"type": "http.response.body", "body": b"data: " + usage + line_end + blank + b"data: [DONE]" + line_end + blank})
+
+    with ThreadServer(upstream, lifespan="off") as up:
+        proxy = start_proxy(up.url, inject_usage=True)
+        arrivals: list[float] = []
+        received = b""
+        with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=_body("/v1/chat/completions"), timeout=10) as r:
+            for part in r.iter_raw():
+                received += part
+                arrivals.extend(time.monotonic() for _ in range(part.count(b'"content"')))
+    assert len(arrivals) == 3 and b'"usage"' not in received
+    # Each token arrived when it was sent, not held until the stream closed.
+    assert all(later - earlier > gap / 2 for earlier, later in zip(arrivals, arrivals[1:]))
+    m = scrape(proxy.url)
+    assert m.get("infermeter_tokens_total", endpoint="chat_completions", type="output") == 3

@@ -290,7 +290,7 @@ def test_admin_prefix_lets_the_upstreams_own_metrics_and_health_through(start_pr
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": body})
 
-    with ThreadServer(upstream) as up:
+    with ThreadServer(upstream, lifespan="off") as up:
         proxy = start_proxy(up.url, admin_prefix="/infermeter")
         for path in ("/metrics", "/healthz", "/readyz"):
             assert httpx.get(proxy.url + path).text == "upstream " + path
