@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+import pytest
 
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer, free_port
@@ -299,3 +300,28 @@ def test_admin_prefix_lets_the_upstreams_own_metrics_and_health_through(start_pr
         assert httpx.get(proxy.url + "/infermeter/readyz").status_code in (200, 503)
         # The relayed /metrics was counted as a request like any other.
         assert 'endpoint="other"' in httpx.get(proxy.url + "/infermeter/metrics").text
+
+
+@pytest.mark.parametrize("content_type", [b"application/ndjson", b"application/json", b"application/x-ndjson"])
+def test_stream_label_follows_the_framing_the_tap_read(start_proxy: Callable[..., ThreadServer], content_type: bytes) -> None:
+    lines = [b'{"model":"llama3","message":{"role":"assistant","content":"%s"},"done":false}\n' % t for t in (b"a", b"b")]
+    lines.append(b'{"model":"llama3","message":{"role":"assistant","content":""},"done":true,"done_reason":"stop",'
+                 b'"prompt_eval_count":3,"eval_count":2}\n')
+
+    async def ollama(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]})
+        for line in lines:
+            await send({"type": "http.response.body", "body": line, "more_body": True})
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b""})
+
+    with ThreadServer(ollama, lifespan="off") as up:
+        proxy = start_proxy(up.url)
+        body = {"model": "llama3", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(proxy.url + "/api/chat", json=body).content == b"".join(lines)
+        m = scrape(proxy.url)
+        lab = {"endpoint": "ollama_chat", "model": "llama3"}
+        assert m.get("infermeter_time_to_first_token_seconds_count", **lab) == 1
+        assert m.get("infermeter_request_duration_seconds_count", stream="true", **lab) == 1
+        assert m.get("infermeter_request_duration_seconds_count", stream="false", **lab) == 0
