@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from proxy.forward.base import Transport  # noqa: E402
 from proxy.forward.httpx_transport import HttpxTransport  # noqa: E402
-from proxy.forward.transport import NativeTransport  # noqa: E402
+from proxy.forward.native import NativeTransport  # noqa: E402
 
 EVENT = b'data: {"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":" token"}}]}\n\n'
 FRAME = b"%x\r\n%s\r\n" % (len(EVENT), EVENT)

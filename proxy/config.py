@@ -18,6 +18,48 @@ class ConfigError(ValueError):
     """A setting has a value the sidecar cannot run with."""
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class UpstreamURL:
+    """The one upstream, parsed once: transports, the process finder and the probe read this."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    # The base path every request is sent under, without a trailing slash.
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> UpstreamURL:
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ConfigError(f"--upstream must be an http:// or https:// URL with a host, got {url!r}")
+        if parts.query or parts.fragment:
+            raise ConfigError("--upstream must not carry a query or fragment")
+        # The URL appears in logs and error bodies: credentials in it would leak there.
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError("--upstream must not carry credentials (user:password@); clients send their own")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"--upstream has an invalid port: {url!r}") from None
+        return cls(url, parts.scheme, parts.hostname, port or _DEFAULT_PORTS[parts.scheme], parts.path.rstrip("/"))
+
+    @classmethod
+    def of(cls, upstream: UpstreamURL | str) -> UpstreamURL:
+        return upstream if isinstance(upstream, UpstreamURL) else cls.parse(upstream)
+
+    @property
+    def authority(self) -> str:
+        """``host[:port]`` as the Host header carries it: IDNA, brackets for IPv6, no default port."""
+        host = self.host if self.host.isascii() else self.host.encode("idna").decode("ascii")
+        authority = f"[{host}]" if ":" in host else host
+        return authority if self.port == _DEFAULT_PORTS[self.scheme] else f"{authority}:{self.port}"
+
+
 @dataclass(frozen=True)
 class HeadLimits:
     """Bounds on one request head; defaults follow nginx (8 KiB buffers, 4 of them) and Envoy (100 headers)."""
@@ -33,6 +75,7 @@ class HeadLimits:
 @dataclass(frozen=True)
 class Settings:
     upstream: str = "http://127.0.0.1:8000"
+    upstream_url: UpstreamURL = field(init=False, repr=False, compare=False)
     host: str = "127.0.0.1"
     port: int = 8100
     metrics_port: int | None = None
@@ -75,14 +118,8 @@ class Settings:
     request_log_queue: int = 10_000
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.upstream)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"--upstream must be an http:// or https:// URL with a host, got {self.upstream!r}")
-        if parts.query or parts.fragment:
-            raise ConfigError("--upstream must not carry a query or fragment")
-        # The URL appears in logs and error bodies: credentials in it would leak there.
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError("--upstream must not carry credentials (user:password@); clients send their own")
+        # Frozen: the parsed value is stored once, beside the text it came from.
+        object.__setattr__(self, "upstream_url", UpstreamURL.parse(self.upstream))
         for name in ("port", "metrics_port"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= 65535:

@@ -75,7 +75,7 @@ def build_collectors(
     ps: dict[str, Any] = {} if psutil_module is None else {"psutil_module": psutil_module}
     locator = None
     if enabled & {"system", "gpu"}:
-        locator = UpstreamProcessLocator(settings.upstream, settings.upstream_pid, **ps)
+        locator = UpstreamProcessLocator(settings.upstream_url, settings.upstream_pid, **ps)
     sync: list[SyncCollector] = []
     if "system" in enabled:
         sync.append(SystemCollector(locator, **ps))

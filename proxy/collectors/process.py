@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 
 from proxy.collectors.base import log
+from proxy.config import UpstreamURL
 
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 
@@ -32,16 +32,16 @@ class UpstreamProcessLocator:
 
     def __init__(
         self,
-        upstream: str,
+        upstream: UpstreamURL | str,
         pid: int | None = None,
         psutil_module: Any = psutil,
         rescan_interval: float = 5.0,
         tree_ttl: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        parts = urlsplit(upstream)
-        self._host = (parts.hostname or "").lower()
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        parsed = UpstreamURL.of(upstream)
+        self._host = parsed.host.lower()
+        self._port = parsed.port
         self._pid = pid
         self._ps = psutil_module
         self._rescan_interval = rescan_interval

@@ -196,9 +196,8 @@ class Tracing:
         self.provider.add_span_processor(_BoundedProcessor(self.pipe, _env_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)))
         self.tracer = self.provider.get_tracer("infermeter", __version__)
         self.propagator = TraceContextTextMapPropagator()
-        upstream = urlsplit(settings.upstream)
-        self.server_address = upstream.hostname or ""
-        self.server_port = upstream.port or (443 if upstream.scheme == "https" else 80)
+        self.server_address = settings.upstream_url.host
+        self.server_port = settings.upstream_url.port
         # The SDK's exporters log every failed batch; SpanPipe logs state changes instead.
         logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
         log.info("tracing: one span per request to %s (%s)", target, protocol(env))

@@ -1,6 +1,6 @@
 """The narrow interface between the relay and an upstream HTTP client.
 
-Two implementations exist: ``proxy.forward.transport.NativeTransport`` (asyncio +
+Two implementations exist: ``proxy.forward.native.NativeTransport`` (asyncio +
 httptools, the default; DESIGN.md section 11) and ``proxy.forward.httpx_transport.HttpxTransport``
 (the fallback). Both raise only ``proxy.forward.errors`` exceptions.
 """

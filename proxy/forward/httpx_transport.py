@@ -13,11 +13,11 @@ import ssl
 import urllib.request
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import h11
 import httpx
 
+from proxy.config import UpstreamURL
 from proxy.forward.base import RawHeaders
 from proxy.forward.errors import UpstreamConnectError, UpstreamReadError, UpstreamTimeout
 
@@ -128,15 +128,16 @@ class HttpxTransport:
 
     def __init__(
         self,
-        base_url: str,
+        upstream: UpstreamURL | str,
         connect_timeout: float,
         read_timeout: float,
         max_connections: int = 1024,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.url = base_url
-        self._base = httpx.URL(base_url)
-        self._prefix = urlsplit(base_url).path.rstrip("/")
+        parsed = UpstreamURL.of(upstream)
+        self.url = parsed.url
+        self._base = httpx.URL(parsed.url)
+        self._prefix = parsed.prefix
         self._read_timeout = read_timeout
         self._client = httpx.AsyncClient(
             # The system trust store, as NativeTransport uses, not certifi's bundle.

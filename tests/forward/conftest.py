@@ -11,7 +11,7 @@ import pytest
 
 from proxy.forward.base import Transport
 from proxy.forward.httpx_transport import HttpxTransport
-from proxy.forward.transport import NativeTransport
+from proxy.forward.native import NativeTransport
 from tests.forward.upstream import ScriptedServer, run
 
 T = TypeVar("T")

@@ -6,8 +6,12 @@ import asyncio
 
 import pytest
 
-from proxy.forward.errors import UpstreamConnectError, UpstreamReadError
-from proxy.forward.transport import NativeTransport, _request_head, _UpstreamOrigin
+import httptools
+
+from proxy.config import ConfigError, UpstreamURL
+from proxy.forward import native
+from proxy.forward.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
+from proxy.forward.native import NativeTransport, _request_head
 from tests.forward.upstream import (
     OK,
     ScriptedServer,
@@ -32,21 +36,53 @@ pytestmark = pytest.mark.timeout(60)
         ("http://bücher.example:81", b"xn--bcher-kva.example:81", ""),
     ],
 )
-def test_origin(url: str, host: bytes, prefix: str) -> None:
-    origin = _UpstreamOrigin(url)
-    assert origin.host_header == b"Host: " + host + b"\r\n"
-    assert origin.prefix == prefix
+def test_upstream_url_parsed_once_for_every_reader(url: str, host: bytes, prefix: str) -> None:
+    upstream = UpstreamURL.parse(url)
+    assert upstream.authority.encode() == host
+    assert upstream.prefix == prefix
+    assert UpstreamURL.of(upstream) is upstream
+
+
+@pytest.mark.parametrize("url", ["ftp://x", "http://", "http://u:p@h", "http://h/?q=1", "http://h:99999"])
+def test_upstream_url_rejects_what_cannot_be_relayed_to(url: str) -> None:
+    with pytest.raises(ConfigError):
+        UpstreamURL.parse(url)
 
 
 def test_request_head_bytes() -> None:
-    origin = _UpstreamOrigin("http://up:8000/p")
-    head = _request_head(origin, "POST", "/v1/chat/completions?x=1", [(b"Authorization", b"Bearer k"), (b"X-A", b"1")], b"{}")
+    host = b"Host: up:8000\r\n"
+    head = _request_head("/p", host, "POST", "/v1/chat/completions?x=1", [(b"Authorization", b"Bearer k"), (b"X-A", b"1")], b"{}")
     assert head == (
         b"POST /p/v1/chat/completions?x=1 HTTP/1.1\r\nHost: up:8000\r\n"
         b"Authorization: Bearer k\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n"
     )
-    assert _request_head(origin, "GET", "/", [], b"") == b"GET /p/ HTTP/1.1\r\nHost: up:8000\r\n\r\n"
-    assert _request_head(origin, "PUT", "/", [], b"").endswith(b"Content-Length: 0\r\n\r\n")
+    assert _request_head("/p", host, "GET", "/", [], b"") == b"GET /p/ HTTP/1.1\r\nHost: up:8000\r\n\r\n"
+    assert _request_head("/p", host, "PUT", "/", [], b"").endswith(b"Content-Length: 0\r\n\r\n")
+
+
+_LOW_LEVEL: list[tuple[BaseException, bool, type[UpstreamError]]] = [
+    (native._ConnectTimeout("no connection"), False, UpstreamTimeout),
+    (native._PoolBusy("all busy"), False, UpstreamTimeout),
+    (native._HeadTimeout("no headers"), False, UpstreamTimeout),
+    (native._ConnectFailed("refused"), False, UpstreamConnectError),
+    (native._Failure("switched protocols"), False, UpstreamConnectError),
+    (ConnectionRefusedError(111, "refused"), False, UpstreamConnectError),
+    (ConnectionResetError("reset"), False, UpstreamConnectError),
+    (httptools.HttpParserError("bad head"), False, UpstreamConnectError),
+    (native._ReadStall("stalled"), True, UpstreamReadError),
+    (native._ClosedByUs("closed by us"), True, UpstreamReadError),
+    (ConnectionResetError("reset"), True, UpstreamReadError),
+    (httptools.HttpParserError("bad chunk"), True, UpstreamReadError),
+    (OSError("eof"), True, UpstreamReadError),
+]
+
+
+@pytest.mark.parametrize(("failure", "after_headers", "expected"), _LOW_LEVEL)
+def test_every_low_level_failure_maps_to_one_upstream_error(failure: BaseException, after_headers: bool,
+                                                            expected: type[UpstreamError]) -> None:
+    mapped = native._mapped(failure, "http://up:1", headers_received=after_headers)
+    assert type(mapped) is expected
+    assert "http://up:1" in str(mapped) or str(failure) in str(mapped)
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
