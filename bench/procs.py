@@ -61,8 +61,10 @@ def machine_busy() -> tuple[float, float]:
 class Server:
     """A child process listening on ``port``; ``pid`` is the process doing the relaying."""
 
-    def __init__(self, name: str, args: list[str], port: int, ready_path: str, cwd: Path | None = None) -> None:
+    def __init__(self, name: str, args: list[str], port: int, ready_path: str, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
+        self.env = None if env is None else {**os.environ, **env}
         self.port = port
         self.args = args
         self.ready_path = ready_path
@@ -80,7 +82,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(self.args, cwd=self.cwd or ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, cwd=self.cwd or ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
         wait_http_ok(self.url + self.ready_path, timeout=30.0, proc=self.proc)
         return self
 
@@ -98,10 +101,20 @@ def simulator(port: int) -> Server:
     return Server("simulator", args, port, "/health")
 
 
-def infermeter(name: str, upstream: str, port: int, *extra: str) -> Server:
+def infermeter(name: str, upstream: str, port: int, *extra: str, env: dict[str, str] | None = None) -> Server:
     args = [sys.executable, "-m", "proxy", "serve", "--upstream", upstream, "--port", str(port),
             "--log-level", "warning", *extra]
-    return Server(name, args, port, "/healthz")
+    return Server(name, args, port, "/healthz", env=env)
+
+
+def otlp_sink(port: int) -> Server:
+    """A live OTLP/HTTP receiver (bench/otlp_sink.py) for the tracing path."""
+    return Server("otlp-sink", [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)], port, "/healthz")
+
+
+def tracing_env(sink: Server) -> dict[str, str]:
+    """Tracing on, every request sampled, exported to ``sink``."""
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_TRACES_SAMPLER": "always_on"}
 
 
 NGINX_CONF = """\

@@ -3,6 +3,8 @@
     python bench/run.py                      # the full run, a few minutes on 2 cores
     python bench/run.py --quick              # a smoke run in well under a minute
     python bench/run.py --json out.json      # the machine-readable report (default bench/results/latest.json)
+    python bench/run.py --drilldown          # tracing on, request log on, both off: side by side
+
 
 One simulator serves every path; each path is a child process on 127.0.0.1. Paths are
 measured in rotating blocks, several rounds each, so noise from the rest of the machine
@@ -15,8 +17,10 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,13 +30,37 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report  # noqa: E402
 from bench.memory import rss_profile  # noqa: E402
-from bench.procs import Nginx, Server, free_port, infermeter, nginx_binary, simulator  # noqa: E402
+from bench.procs import (  # noqa: E402
+    Nginx,
+    Server,
+    free_port,
+    infermeter,
+    nginx_binary,
+    otlp_sink,
+    simulator,
+    tracing_env,
+)
 from bench.scenario import Load, Result, quiesce, run  # noqa: E402
 
 HOST = "127.0.0.1"
 TARGET_P99_MS = 5.0
 # Past this added TTFT p99 a level is clearly beyond what the relay holds: stop the sweep.
 SATURATED_MS = 100.0
+# Helpers a path needs (the tracing path's OTLP receiver), stopped with the run.
+_HELPERS: list[Server] = []
+DRILLDOWN_PATHS = "infermeter,tracing,request-log"
+
+
+def _tracing(sim: Server) -> Server:
+    sink = otlp_sink(free_port()).start()
+    _HELPERS.append(sink)
+    return infermeter("tracing", sim.url, free_port(), env=tracing_env(sink))
+
+
+def _request_log(sim: Server) -> Server:
+    fd, path = tempfile.mkstemp(prefix="infermeter-bench-", suffix=".jsonl")
+    os.close(fd)
+    return infermeter("request-log", sim.url, free_port(), "--request-log", path)
 
 
 def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
@@ -42,6 +70,9 @@ def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
         "observe-false": lambda: infermeter("observe-false", sim.url, free_port(), "--observe", "false"),
         "httpx": lambda: infermeter("httpx", sim.url, free_port(), "--upstream-client", "httpx"),
         "nginx": lambda: Nginx(sim.port, free_port()),
+        # Drill-down costs (DESIGN.md section 10): each against "infermeter" with both off.
+        "tracing": lambda: _tracing(sim),
+        "request-log": lambda: _request_log(sim),
     }
     # "direct-again" is the direct path measured a second time: its "added" numbers are the
     # noise floor of the comparison on this machine at this moment.
@@ -144,7 +175,9 @@ def _targets(rep: dict[str, Any]) -> dict[str, Any]:
     ours = paths.get("infermeter", {})
     add = ours.get("added", {}).get("ttft_ms", {})
     floor = paths.get("direct-again", {}).get("added", {}).get("ttft_ms", {})
+    drill = _drilldown_costs(paths)
     out: dict[str, Any] = {
+        **({"drilldown_cpu_per_chunk_vs_off": drill} if drill else {}),
         "noise_floor_ttft_ms": floor,
         "added_ttft_p50_le_1ms": add.get("p50") is not None and add["p50"] <= 1.0,
         "added_ttft_p99_le_5ms": add.get("p99") is not None and add["p99"] <= 5.0,
@@ -158,6 +191,19 @@ def _targets(rep: dict[str, Any]) -> dict[str, Any]:
         worst = max(memory["bytes_per_stream"].values())
         out["rss_per_stream_kib"] = round(worst / 1024, 1)
         out["rss_per_stream_le_50kb"] = worst <= 50_000
+    return out
+
+
+def _drilldown_costs(paths: dict[str, Any]) -> dict[str, Any]:
+    """CPU per chunk of tracing and of the request log, each relative to both off."""
+    off = paths.get("infermeter", {}).get("relay_cpu_us_per_chunk")
+    out: dict[str, Any] = {}
+    for name in ("tracing", "request-log"):
+        on = paths.get(name, {}).get("relay_cpu_us_per_chunk")
+        if off and on:
+            added = (on - off) / off
+            out[name] = {"us_per_chunk_off": off, "us_per_chunk_on": on, "added_pct": round(100 * added, 1),
+                         "within_15pct": added <= 0.15}
     return out
 
 
@@ -206,7 +252,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                 rep["memory"][name] = await rss_profile(HOST, fresh.port, fresh.pid)
         rep["targets"] = _targets(rep)
     finally:
-        for relay in paths.values():
+        for relay in [*paths.values(), *_HELPERS]:
             if relay is not None:
                 relay.stop()
         sim.stop()
@@ -228,9 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep-window", type=float, default=5.0)
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test of the harness")
+    parser.add_argument("--drilldown", action="store_true",
+                        help=f"compare {DRILLDOWN_PATHS} only (tracing and request log each on, both off); no sweep")
     parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "latest.json"),
                         help="where to write the full report (default bench/results/latest.json, git-ignored)")
     args = parser.parse_args(argv)
+    if args.drilldown:
+        args.paths, args.sweep, args.memory = DRILLDOWN_PATHS, "", False
     if args.quick:
         args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
     try:
