@@ -9,16 +9,17 @@ probe is an asyncio task. None of them can block ``/metrics`` or take it down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from proxy.collectors.base import Status, SyncCollector
-from proxy.collectors.exposition import CachedCollector, StatusCollector
+from proxy.collectors.registry import CachedCollector, StatusCollector
 from proxy.collectors.gpu import GpuCollector
 from proxy.collectors.ollama import OllamaCollector, http_fetch
-from proxy.collectors.process import UpstreamProcessLocator
+from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.collectors.sampler import Sampler
 from proxy.collectors.system import SystemCollector
 from proxy.collectors.upstream import UpstreamProbe
@@ -60,6 +61,52 @@ class CollectorSet:
             yield self.probe.name, self.probe.status()
 
 
+@dataclass
+class _Build:
+    """What the collector factories share while one app's collectors are built."""
+
+    settings: Settings
+    nvml: Any
+    ps: dict[str, Any]
+    _locator: UpstreamProcessLocator | None = None
+
+    def locator(self) -> UpstreamProcessLocator:
+        # One finder for every collector that needs the upstream's process (system, gpu).
+        if self._locator is None:
+            self._locator = UpstreamProcessLocator(self.settings.upstream_url, self.settings.upstream_pid, **self.ps)
+        return self._locator
+
+
+def _system(b: _Build) -> SyncCollector:
+    return SystemCollector(b.locator(), **b.ps)
+
+
+def _gpu(b: _Build) -> SyncCollector:
+    return GpuCollector(nvml=b.nvml, locator=b.locator())
+
+
+def _ollama(b: _Build) -> SyncCollector:
+    # Idle unless the upstream answers /api/ps; read at the probe's pace.
+    s = b.settings
+    return OllamaCollector(http_fetch(s.upstream, s.probe_timeout), s.max_models, refresh=s.probe_interval)
+
+
+def _upstream(b: _Build) -> UpstreamProbe:
+    s = b.settings
+    return UpstreamProbe(s.upstream, interval=s.probe_interval, timeout=s.probe_timeout,
+                         connect_timeout=s.connect_timeout, path=s.probe_path)
+
+
+# Every collector, by the name ``--collectors`` enables it with (as node_exporter registers
+# its collectors): a sampled one returns a SyncCollector, the probe an UpstreamProbe.
+COLLECTORS: dict[str, Callable[[_Build], SyncCollector | UpstreamProbe]] = {
+    "system": _system,
+    "gpu": _gpu,
+    "upstream": _upstream,
+    "ollama": _ollama,
+}
+
+
 def build_collectors(
     settings: Settings,
     registry: CollectorRegistry,
@@ -71,33 +118,19 @@ def build_collectors(
 
     ``nvml`` and ``psutil_module`` replace pynvml and psutil (tests, other platforms).
     """
-    enabled = set(settings.collectors)
-    ps: dict[str, Any] = {} if psutil_module is None else {"psutil_module": psutil_module}
-    locator = None
-    if enabled & {"system", "gpu"}:
-        locator = UpstreamProcessLocator(settings.upstream_url, settings.upstream_pid, **ps)
+    build = _Build(settings, nvml, {} if psutil_module is None else {"psutil_module": psutil_module})
     sync: list[SyncCollector] = []
-    if "system" in enabled:
-        sync.append(SystemCollector(locator, **ps))
-    if "gpu" in enabled:
-        sync.append(GpuCollector(nvml=nvml, locator=locator))
-    if "ollama" in enabled:
-        # Idle unless the upstream answers /api/ps; read at the probe's pace.
-        fetch = http_fetch(settings.upstream, settings.probe_timeout)
-        sync.append(OllamaCollector(fetch, settings.max_models, refresh=settings.probe_interval))
+    probe: UpstreamProbe | None = None
+    for name in dict.fromkeys(settings.collectors):
+        collector = COLLECTORS[name](build)
+        if isinstance(collector, UpstreamProbe):
+            probe = collector
+        else:
+            sync.append(collector)
     sampler = Sampler(sync, settings.sample_interval)
-    probe = None
-    if "upstream" in enabled:
-        probe = UpstreamProbe(
-            settings.upstream,
-            interval=settings.probe_interval,
-            timeout=settings.probe_timeout,
-            connect_timeout=settings.connect_timeout,
-            path=settings.probe_path,
-        )
     collectors = CollectorSet(sampler, probe)
-    for collector in sync:
-        registry.register(CachedCollector(sampler, collector))
+    for sampled in sync:
+        registry.register(CachedCollector(sampler, sampled))
     if probe is not None:
         registry.register(probe)
     if sync or probe is not None:

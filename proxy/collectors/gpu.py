@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import (
 )
 
 from proxy.collectors.base import Sample, log
-from proxy.collectors.process import UpstreamProcessLocator
+from proxy.collectors.locator import UpstreamProcessLocator
 
 # NVML_ERROR_* codes (nvml.h); pynvml's NVMLError carries them as ``.value``.
 _UNINITIALIZED = 1

@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import (
 )
 
 from proxy.collectors.base import Sample
-from proxy.collectors.process import UpstreamProcessLocator
+from proxy.collectors.locator import UpstreamProcessLocator
 
 # cpu_times() fields already counted inside user/nice on Linux: adding them would count twice.
 _INCLUDED_ELSEWHERE = frozenset({"guest", "guest_nice"})

@@ -16,19 +16,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 import httpx
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client import Counter, Histogram
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from proxy.collectors.base import Status, log
+from proxy.metrics import buckets
 
 PROBE_PATHS = ("/health", "/v1/models", "/api/tags", "/")
-# A loopback health check answers in about a millisecond; the top buckets catch the
-# probe timeout (2 s by default) and slow remote upstreams.
-PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class UpstreamProbe:
@@ -56,9 +50,12 @@ class UpstreamProbe:
         self._lock = threading.Lock()  # collect() may run on another thread than the probe
         self._up: bool | None = None
         self._up_since = 0.0
-        self._probes = {"success": 0, "failure": 0}
-        self._bucket_counts = [0] * (len(PROBE_BUCKETS) + 1)
-        self._duration_sum = 0.0
+        # The library's own histogram and counter, kept off any registry: this collector
+        # yields them beside the gauges it computes at scrape time.
+        self._duration = Histogram("infermeter_upstream_probe_duration_seconds", "Time the upstream took to answer a probe.",
+                                   buckets=buckets.PROBE_DURATION, registry=None)
+        self._probes = Counter("infermeter_upstream_probes", "Upstream probes by result.", ["result"], registry=None)
+        self._results = {result: self._probes.labels(result) for result in ("success", "failure")}
         self._last_duration = 0.0
         self._healthy = True
 
@@ -158,11 +155,9 @@ class UpstreamProbe:
     def _record(self, ok: bool, duration: float, started: float, detail: str) -> None:
         with self._lock:
             previous = self._up
-            self._probes["success" if ok else "failure"] += 1
-            self._duration_sum += duration
+            self._results["success" if ok else "failure"].inc()
+            self._duration.observe(duration)
             self._last_duration = duration
-            index = next((i for i, le in enumerate(PROBE_BUCKETS) if duration <= le), len(PROBE_BUCKETS))
-            self._bucket_counts[index] += 1
             if ok and previous is not True:
                 self._up_since = started
             self._up = ok
@@ -172,35 +167,28 @@ class UpstreamProbe:
             log.warning("upstream %s is down (%s)", self._base, detail or "no probe path answered")
 
     def describe(self) -> Sequence[Metric]:
-        return _families()
+        return [*_gauges(), *self._duration.describe(), *self._probes.describe()]
 
     def collect(self) -> Iterable[Metric]:
-        up, uptime, duration, probes = _families()
+        up, uptime = _gauges()
         with self._lock:
             is_up = self._up is True
             up.add_metric([], 1.0 if is_up else 0.0)
             uptime.add_metric([], max(0.0, self._clock() - self._up_since) if is_up else 0.0)
-            cumulative = 0
-            buckets: list[tuple[str, float]] = []
-            for le, count in zip((*PROBE_BUCKETS, float("inf")), self._bucket_counts):
-                cumulative += count
-                buckets.append((_le(le), float(cumulative)))
-            duration.add_metric([], buckets, self._duration_sum)
-            for result, count in self._probes.items():
-                probes.add_metric([result], float(count))
-        return [up, uptime, duration, probes]
+            return [up, uptime, *_without_created([*self._duration.collect(), *self._probes.collect()])]
 
 
-def _le(bound: float) -> str:
-    return "+Inf" if bound == float("inf") else repr(bound)
+def _without_created(families: list[Metric]) -> list[Metric]:
+    # The probe's series have never had _created samples; the library adds them.
+    for family in families:
+        family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+    return families
 
 
-def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, HistogramMetricFamily, CounterMetricFamily]:
+def _gauges() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
     return (
         GaugeMetricFamily("infermeter_upstream_up", "1 if the last probe of the upstream answered 2xx, else 0."),
         GaugeMetricFamily(
             "infermeter_upstream_uptime_seconds", "Seconds since the upstream last came up; 0 while it is down."
         ),
-        HistogramMetricFamily("infermeter_upstream_probe_duration_seconds", "Time the upstream took to answer a probe."),
-        CounterMetricFamily("infermeter_upstream_probes_total", "Upstream probes by result.", labels=["result"]),
     )

@@ -20,7 +20,7 @@ from proxy.simulator.engine import Engine
 from proxy.simulator.engine_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.simulator.errors import error_body
 from proxy.simulator.http import Receive, Send, send_json
-from proxy.simulator.routes import ENDPOINTS
+from proxy.simulator.routes import ROUTES
 from proxy.simulator.stats import SimStats
 
 OLLAMA_VERSION = "0.6.0"
@@ -92,7 +92,7 @@ class SimulatorApp:
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         method: str = scope["method"]
-        endpoint = ENDPOINTS.get(path)
+        endpoint = ROUTES.get(path)
         if endpoint is not None:
             if method != "POST":
                 await _error(send, 405, f"{path} accepts POST only", endpoint.family)

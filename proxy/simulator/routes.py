@@ -66,7 +66,7 @@ def _plain(factory: Callable[[Job], Format]) -> Callable[[Job, int], Format]:
     return lambda job, seed: factory(job)
 
 
-ENDPOINTS: dict[str, Endpoint] = {
+ROUTES: dict[str, Endpoint] = {
     "/v1/chat/completions": Endpoint("openai", _plain(openai_chat.ChatFormat), _stream_flag, _fields("messages")),
     "/v1/completions": Endpoint("openai", _plain(openai_chat.CompletionFormat), _stream_flag, _fields("prompt")),
     "/v1/responses": Endpoint("openai", _plain(responses.ResponsesFormat), _stream_flag,

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.collectors import build_collectors
-from proxy.config import Settings
+from proxy.collectors import COLLECTORS, build_collectors
+from proxy.config import KNOWN_COLLECTORS, Settings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
 from tests.collectors.helpers import Upstream, scrape, value, wait_for
 
@@ -126,3 +126,8 @@ def test_stop_is_prompt_while_a_gpu_read_hangs() -> None:
         assert asyncio.run(scenario()) < 3.0
     finally:
         gpu.release.set()
+
+
+def test_the_collector_table_is_the_flag_contract() -> None:
+    # One table builds what --collectors names; the flag's accepted values are its keys.
+    assert tuple(COLLECTORS) == KNOWN_COLLECTORS

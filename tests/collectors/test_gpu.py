@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.collectors import build_collectors
 from proxy.collectors.gpu import GpuCollector
-from proxy.collectors.process import UpstreamProcessLocator
+from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.config import Settings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
 from tests.collectors.helpers import scrape, series, value, wait_for

@@ -8,7 +8,7 @@ import signal
 import psutil
 import pytest
 
-from proxy.collectors.process import UpstreamProcessLocator
+from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.collectors.system import SystemCollector
 from tests.collectors.helpers import (
     Series,
