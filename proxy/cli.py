@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -106,13 +107,52 @@ DEMO_DEFAULTS = {"port": 8100, "sim_port": 0, "concurrency": 8, "interval": 2.0,
 SIM_DEFAULTS = {"host": "127.0.0.1", "port": 8000, "log_level": "info"}
 
 
-def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> None:
+def _metavar(flag: str, convert: Callable[[str], Any]) -> str:
+    """A placeholder that says what the value is, for --help."""
+    if convert is _bool:
+        return "BOOL"
+    if flag.endswith(("timeout", "interval", "time", "alive", "duration", "ttft", "tbt", "tpot")) or flag.startswith("slo-"):
+        return "SECONDS"
+    if flag.endswith(("bytes", "line")):
+        return "BYTES"
+    if flag.endswith("port"):
+        return "PORT"
+    if flag in ("upstream", "otlp-endpoint", "target"):
+        return "URL"
+    if flag in ("request-log",):
+        return "PATH"
+    if flag.endswith("pid"):
+        return "PID"
+    if convert is int or convert is _optional_int:
+        return "N"
+    if convert is float:
+        return "NUMBER"
+    return flag.split("-")[-1].upper()
+
+
+def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str,
+               defaults: dict[str, Any]) -> None:
     for flag, (convert, help_text) in flags.items():
+        field = flag.replace("-", "_")
         env = env_prefix + flag.upper().replace("-", "_")
+        default = defaults.get(field)
+        shown = "" if default in (None, "", ()) else f"; default {_shown(default)}"
         # A switch reads as one: `--inject-usage` alone means true, `--observe false` still works.
-        extra: dict[str, Any] = {"nargs": "?", "const": "true", "metavar": "BOOL"} if convert is _bool else {"metavar": "VALUE"}
-        parser.add_argument(f"--{flag}", dest=flag.replace("-", "_"), default=None,
-                            help=f"{help_text} [env {env}]", **extra)
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if convert is _bool else {}
+        parser.add_argument(f"--{flag}", dest=field, default=None, metavar=_metavar(flag, convert),
+                            help=f"{help_text} [env {env}{shown}]", **extra)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _field_defaults(cls: Any) -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.init and f.default is not dataclasses.MISSING}
 
 
 def _collect(args: argparse.Namespace, flags: dict[str, tuple[Callable[[str], Any], str]], env_prefix: str) -> dict[str, Any]:
@@ -139,13 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"infermeter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="relay to an LLM server and export its metrics")
-    _add_flags(serve, SERVE_FLAGS, "INFERMETER_")
+    _add_flags(serve, SERVE_FLAGS, "INFERMETER_", _field_defaults(Settings))
     simulate = sub.add_parser("simulate", help="run the simulated LLM server")
-    _add_flags(simulate, SIM_FLAGS, "INFERMETER_SIM_")
+    from proxy.simulator.config import SimConfig
+    _add_flags(simulate, SIM_FLAGS, "INFERMETER_SIM_", {**_field_defaults(SimConfig), **SIM_DEFAULTS})
     demo = sub.add_parser("demo", help="simulator + proxy + gentle load, with a live summary")
-    _add_flags(demo, DEMO_FLAGS, "INFERMETER_DEMO_")
+    _add_flags(demo, DEMO_FLAGS, "INFERMETER_DEMO_", DEMO_DEFAULTS)
     load = sub.add_parser("load", help="drive the demo's gentle mixed load through a running proxy")
-    _add_flags(load, LOAD_FLAGS, "INFERMETER_LOAD_")
+    _add_flags(load, LOAD_FLAGS, "INFERMETER_LOAD_", LOAD_DEFAULTS)
     return parser
 
 

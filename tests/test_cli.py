@@ -86,3 +86,14 @@ def test_switches_work_bare_and_with_a_value() -> None:
     assert parser.parse_args(["serve", "--inject-usage"]).inject_usage == "true"
     assert parser.parse_args(["serve", "--observe", "false"]).observe == "false"
     assert main(["serve", "--inject-usage", "maybe"]) == 2
+
+
+def test_help_names_each_value_and_shows_its_default() -> None:
+    help_text = " ".join(_run("serve", "--help").stdout.split())
+    assert "--read-timeout SECONDS" in help_text and "INFERMETER_READ_TIMEOUT; default 600.0]" in help_text
+    assert "--upstream URL" in help_text and "default http://127.0.0.1:8000]" in help_text
+    assert "--max-request-bytes BYTES" in help_text and "--max-models N" in help_text
+    assert "--inject-usage [BOOL]" in help_text and "default false]" in help_text
+    assert " VALUE" not in help_text
+    sim_help = " ".join(_run("simulate", "--help").stdout.split())
+    assert "--ttft SECONDS" in sim_help and "default 0.2]" in sim_help
