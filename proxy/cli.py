@@ -36,6 +36,14 @@ def _optional_int(text: str) -> int | None:
     return None if text.strip().lower() in ("", "none") else int(text)
 
 
+def _workers(text: str) -> int:
+    """A count, or ``auto``: one per core this process may run on (its CPU affinity, as
+    a container's cpuset sets it), not the host's core count."""
+    if text.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0))
+    return int(text)
+
+
 # flag -> (converter, help); the Settings field is the flag with '-' as '_'.
 SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "upstream": (str, "URL of the LLM server to relay to (http:// or https://)"),
@@ -72,6 +80,8 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "otlp-endpoint": (str, "export one OpenTelemetry span per request to this OTLP base URL (the OTEL_* variables work too)"),
     "request-log": (str, "write one JSON line per request to this file ('-': standard output)"),
     "request-log-queue": (int, "request-log lines held for the writer before new ones are dropped (and counted)"),
+    "workers": (_workers, "relay processes on one port under a supervisor ('auto': one per core); "
+                          "/metrics stays one target with exact sums"),
 }
 
 SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
@@ -205,10 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             values = {**LOAD_DEFAULTS, **_collect(args, LOAD_FLAGS, "INFERMETER_LOAD_")}
             if values["concurrency"] < 1 or values["duration"] < 0:
                 raise ConfigError("--concurrency must be at least 1 and --duration not negative")
-            from proxy.demo import run_load
+            from proxy.demo.load import run_load
             return asyncio.run(run_load(**values))
         values = {**DEMO_DEFAULTS, **_collect(args, DEMO_FLAGS, "INFERMETER_DEMO_")}
-        from proxy.demo import run_demo
+        from proxy.demo.run import run_demo
         return asyncio.run(run_demo(**values)) or 0
     except (ConfigError, ValueError) as exc:
         print(f"infermeter {args.command}: error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The demo's live summary (proxy/metrics/quantiles.py): its quantile is PromQL's, and
+"""The demo's live summary (proxy/demo/quantiles.py): its quantile is PromQL's, and
 over the demo's own schedule it reads true to 10 % and follows the traffic."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import random
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
-from proxy.demo import SIM_ARGS, SUMMARY_WINDOW
+from proxy.demo.run import SIM_ARGS, SUMMARY_WINDOW
 from proxy.metrics import buckets
-from proxy.metrics.quantiles import HistogramWindow, Window
+from proxy.demo.quantiles import HistogramWindow, Window
 from tests.metrics.promql import histogram_quantile
 
 INF = math.inf

@@ -17,16 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from proxy.children import stop, wait_http_ok
 from proxy.config import Settings
-from proxy.metrics.quantiles import HistogramWindow, counter_total, gauge_total
+from proxy.demo.load import client_loop
+from proxy.demo.quantiles import HistogramWindow, counter_total, gauge_total
 from proxy.server import SideServer, uvicorn_config
 
 SIM_ARGS = ["--ttft", "0.15", "--tbt", "0.02", "--jitter", "0.3", "--output-tokens", "48", "--seed", "7"]
 # Percentiles in the summary cover this many seconds, like a rate(...[30s]) in Grafana:
 # enough requests for a stable p99 (about 200 at the demo's pace), short enough to move.
 SUMMARY_WINDOW = 30.0
-PROMPTS = ["Say hello.", "Write a haiku about latency.", "Explain TTFT in one sentence.", "List three GPUs."]
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,49 +41,6 @@ def _simulator(port: int) -> Iterator[str]:
         yield url
     finally:
         stop(proc, timeout=5)
-
-
-async def _client_loop(client: httpx.AsyncClient, rng: random.Random, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        kind = rng.random()
-        body: dict[str, object] = {"model": "demo-model", "max_tokens": rng.randint(8, 48)}
-        if kind < 0.8:
-            path = "/v1/chat/completions"
-            body["messages"] = [{"role": "user", "content": rng.choice(PROMPTS)}]
-        else:
-            path = "/v1/completions"
-            body["prompt"] = rng.choice(PROMPTS)
-        body["stream"] = rng.random() < 0.85
-        if body["stream"] and rng.random() < 0.5:
-            body["stream_options"] = {"include_usage": True}
-        try:
-            async with client.stream("POST", path, json=body) as response:
-                async for _ in response.aiter_raw():
-                    pass
-        except httpx.HTTPError:
-            await asyncio.sleep(0.5)
-        await asyncio.sleep(rng.uniform(0.0, 0.3))
-
-
-async def run_load(target: str, concurrency: int, duration: float) -> int:
-    """``infermeter load``: the demo's gentle mixed load against any proxy, so a fresh
-    ``docker compose up`` has numbers on its dashboards without a client of one's own."""
-    stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=target.rstrip("/"), timeout=30,
-                                 limits=httpx.Limits(max_connections=concurrency * 2)) as client:
-        loops = [asyncio.ensure_future(_client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
-        print(f"infermeter load: {concurrency} streams against {target} (Ctrl-C to stop)", flush=True)
-        try:
-            if duration:
-                await asyncio.sleep(duration)
-            else:
-                await asyncio.Event().wait()
-        finally:
-            stop.set()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
-    return 0
 
 
 def _line(registry: CollectorRegistry, windows: dict[str, HistogramWindow], last: dict[str, float], dt: float) -> str:
@@ -123,7 +78,7 @@ async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, 
         stop = asyncio.Event()
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound}", timeout=30,
                                    limits=httpx.Limits(max_connections=concurrency * 2))
-        loops = [asyncio.ensure_future(_client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
+        loops = [asyncio.ensure_future(client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
         windows = {"ttft": HistogramWindow("infermeter_time_to_first_token_seconds", SUMMARY_WINDOW),
                    "tbt": HistogramWindow("infermeter_time_between_tokens_seconds", SUMMARY_WINDOW)}
         last: dict[str, float] = {}
