@@ -9,9 +9,9 @@ simulator really does:
   ``--max-concurrency``; without a limit nothing ever waits);
 - KV-cache usage: the tokens the running requests reserve (prompt + planned output, as
   an engine reserves blocks for a sequence) over a pool of ``KV_POOL_TOKENS``;
-- prefix cache: every prompt is looked up (its tokens counted as queries) and a prompt
-  seen before among the last ``PREFIX_CACHE_PROMPTS`` is served from the cache (its
-  tokens counted as hits), as a repeated prompt hits vLLM's automatic prefix cache;
+- prefix cache: every prompt's tokens count as queries, and the tokens the engine's one
+  prompt cache (residency.PromptCache) served count as hits: the same figure each
+  response reports as ``cached_tokens``, so the two views of the cache agree;
 - preemptions: the simulator never preempts, so the counter exists and stays 0;
 - queue time (arrival to slot) and time to first token (arrival to the first token
   sent), observed per request into histograms with vLLM's buckets.
@@ -21,11 +21,8 @@ Per request this costs two histogram observations and one dict lookup; nothing p
 
 from __future__ import annotations
 
-import hashlib
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
-import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
@@ -34,9 +31,6 @@ from proxy.simulator.stats import SimStats
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 KV_POOL_TOKENS = 4096
-PREFIX_CACHE_PROMPTS = 1024
-# The request fields that make up a prompt, across the simulated APIs.
-PROMPT_FIELDS = ("messages", "prompt", "input", "inputs", "system", "instructions")
 # vLLM's own bucket boundaries (vllm/v1/metrics/loggers.py).
 TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
                 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)
@@ -45,33 +39,12 @@ REQUEST_LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 2
 LABELS = ("model_name", "engine")
 
 
-class PrefixCache:
-    """Which prompts were seen lately: a bounded LRU of prompt digests."""
-
-    def __init__(self, capacity: int = PREFIX_CACHE_PROMPTS) -> None:
-        self.capacity = capacity
-        self._seen: OrderedDict[bytes, None] = OrderedDict()
-
-    def lookup(self, body: Mapping[str, object]) -> bool:
-        """Whether this prompt was cached; it is cached from now on either way."""
-        prompt = {name: body[name] for name in PROMPT_FIELDS if name in body}
-        digest = hashlib.blake2b(orjson.dumps(prompt, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
-        if digest in self._seen:
-            self._seen.move_to_end(digest)
-            return True
-        self._seen[digest] = None
-        if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
-        return False
-
-
 class EngineMetrics:
     """Filled by the engine at two points of a request: it got a slot, it let it go."""
 
     def __init__(self, model: str, stats: SimStats) -> None:
         self.stats = stats
         self.registry = CollectorRegistry()
-        self.prefix_cache = PrefixCache()
         self._running: dict[int, int] = {}  # id(job) -> tokens it reserves
         values = (model, "0")
         self.label_values = values
@@ -93,8 +66,8 @@ class EngineMetrics:
         """The request got a slot: it reserves its tokens and its prompt is looked up."""
         self._running[id(job)] = job.input_tokens + job.output_tokens
         self._queries.inc(job.input_tokens)
-        if job.input_tokens and self.prefix_cache.lookup(job.body):
-            self._hits.inc(job.input_tokens)
+        if job.cached_tokens:
+            self._hits.inc(job.cached_tokens)
 
     def ended(self, job: Job) -> None:
         """The request gave its slot back, finished or cancelled."""
