@@ -39,8 +39,18 @@ def _refusal_bytes(refusal: _Refusal) -> bytes:
     return head.encode("ascii") + body
 
 
-def _transfer_encoding_refusal(headers: list[tuple[bytes, bytes]], http_version: str) -> _Refusal | None:
-    codings = [c.strip().lower() for n, v in headers if n == b"transfer-encoding" for c in v.split(b",")]
+def _head_refusal(headers: list[tuple[bytes, bytes]], http_version: str, limits: HeadLimits) -> _Refusal | None:
+    """The refusal a complete head earns, if any: too many or too large headers, or framing
+    two hops could read differently. One pass; the whole head's size was bounded as it came."""
+    if len(headers) > limits.max_headers:
+        return _Refusal(431, f"more than {limits.max_headers} request headers", "too_many_request_headers")
+    codings: list[bytes] = []
+    largest = limits.max_header_bytes
+    for name, value in headers:
+        if len(name) + len(value) > largest:
+            return _Refusal(431, f"a request header exceeds {largest} bytes", "request_header_too_large")
+        if name == b"transfer-encoding":
+            codings += (c.strip().lower() for c in value.split(b","))
     if not codings:
         return None
     if http_version == "1.0":
@@ -57,7 +67,6 @@ def edge_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
         _head_timer: asyncio.TimerHandle | None = None
         _in_head = False  # between a request's first byte and the end of its headers
         _head_bytes = 0
-        _header_count = 0
         _refused = False
         _began = False
 
@@ -96,9 +105,11 @@ def edge_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
             if self._in_head:
                 # httptools holds a header's bytes until the header ends, so a head open
                 # before and after this read grew by all of it; one that began here grew
-                # by at least what the callbacks saw.
+                # by at least its request target and the headers it completed.
                 if was_in_head and not self._began:
                     self._head_bytes = before + len(data)
+                else:
+                    self._head_bytes = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
                 if self._head_bytes > limits.max_head_bytes:
                     self._refuse(_Refusal(431, f"request head exceeds {limits.max_head_bytes} bytes", "request_head_too_large"))
 
@@ -106,35 +117,23 @@ def edge_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
             super().on_message_begin()
             self._in_head = self._began = True
             self._head_bytes = 0
-            self._header_count = 0
             self._arm_head_timer()
 
         def on_url(self, url: bytes) -> None:
-            super().on_url(url)
-            self._head_bytes += len(url)
+            self.url += url
             if len(self.url) > limits.max_request_line:
                 raise _Refusal(414, f"request target exceeds {limits.max_request_line} bytes", "request_uri_too_long")
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._header_count += 1
-            size = len(name) + len(value)
-            if size > limits.max_header_bytes:
-                raise _Refusal(431, f"a request header exceeds {limits.max_header_bytes} bytes", "request_header_too_large")
-            if self._header_count > limits.max_headers:
-                raise _Refusal(431, f"more than {limits.max_headers} request headers", "too_many_request_headers")
-            if not self._in_head:
-                return  # a trailer after a chunked body: dropped, as nginx and Envoy drop them
-            self._head_bytes += size + 4
-            if self._head_bytes > limits.max_head_bytes:
-                raise _Refusal(431, f"request head exceeds {limits.max_head_bytes} bytes", "request_head_too_large")
-            super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
             self._in_head = False
             self._disarm_head_timer()
-            refusal = _transfer_encoding_refusal(self.headers, self.parser.get_http_version())
+            refusal = _head_refusal(self.headers, self.parser.get_http_version(), limits)
             if refusal is not None:
                 raise refusal
+            # The request sees the head's headers only: uvicorn appends a chunked body's
+            # trailers to its own list, which the scope no longer shares (trailers are
+            # dropped, as nginx and Envoy drop them).
+            self.scope["headers"] = list(self.headers)
             super().on_headers_complete()
 
         def _refuse(self, refusal: _Refusal) -> None:
