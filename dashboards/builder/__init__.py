@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dashboards.builder import availability, engine, resources, serving
-from dashboards.builder.model import Json
+from dashboards.builder.model import Dashboard
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
 
-BUILDERS: dict[str, Callable[[], Json]] = {
+BUILDERS: dict[str, Callable[[], Dashboard]] = {
     "infermeter-serving.json": serving.build,
     "infermeter-resources.json": resources.build,
     "infermeter-availability.json": availability.build,

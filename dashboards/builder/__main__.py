@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from dashboards.builder import BUILDERS, OUTPUT_DIR
+from dashboards.builder.model import render
 
-
-def render(build: object) -> str:
-    return json.dumps(build, indent=2, ensure_ascii=False) + "\n"
+__all__ = ["main", "render"]
 
 
 def main() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dashboards.builder.model import (
     UP_DOWN,
-    Json,
+    Dashboard,
     Panel,
     Row,
     Target,
@@ -96,7 +96,7 @@ def proxy() -> list[Panel | Row]:
     ]
 
 
-def build() -> Json:
+def build() -> Dashboard:
     return dashboard("infermeter-availability", "infermeter / Availability",
                      "Whether the LLM server and its sidecars are up: upstream probes, availability over the range, "
                      "request success ratio, proxy uptime and build versions.",

@@ -8,7 +8,17 @@ phases the server reported per request.
 
 from __future__ import annotations
 
-from dashboards.builder.model import Json, Panel, Row, Target, dashboard, query_variable, request_variables, timeseries
+from dashboards.builder.model import (
+    Dashboard,
+    Panel,
+    Row,
+    Target,
+    VariableModel,
+    dashboard,
+    query_variable,
+    request_variables,
+    timeseries,
+)
 from dashboards.builder.promql import RATE, SERVING, sel
 
 ENGINE = 'job=~"$engine_job",engine=~"$engine"'
@@ -80,7 +90,7 @@ def client_vs_engine() -> list[Panel | Row]:
     ]
 
 
-def variables() -> list[Json]:
+def variables() -> list[VariableModel]:
     return [
         *request_variables(),
         query_variable("engine_job", "Engine job", "label_values(engine:requests_running, job)"),
@@ -88,7 +98,7 @@ def variables() -> list[Json]:
     ]
 
 
-def build() -> Json:
+def build() -> Dashboard:
     return dashboard("infermeter-engine", "infermeter / Engine",
                      "Inside the LLM server: its queue, KV cache, prefix cache and preemptions from its own /metrics "
                      "(vLLM, SGLang, TGI, llama.cpp, mapped by engines.yml), and the client's TTFT beside the "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dashboards.builder.model import (
-    Json,
+    Dashboard,
     Panel,
     Row,
     Target,
+    VariableModel,
     dashboard,
     query_variable,
     scope_variables,
@@ -14,16 +15,14 @@ from dashboards.builder.model import (
     state_timeline,
     table,
     timeseries,
+    value_mapping,
 )
 from dashboards.builder.promql import HOST, increase, rate, sel
 
 GPU = HOST + ',gpu=~"$gpu"'
 PER_GPU = "{{instance}} GPU {{gpu}}"
 NOT_IDLE = 'mode!="idle"'
-OK_FAILING: list[Json] = [{"type": "value", "options": {
-    "0": {"text": "failing", "color": "red", "index": 0},
-    "1": {"text": "ok", "color": "green", "index": 1},
-}}]
+OK_FAILING = value_mapping({0: ("failing", "red"), 1: ("ok", "green")})
 
 
 def gpu_gauge(title: str, description: str, unit: str, metric: str, width: int = 8) -> Panel:
@@ -113,14 +112,14 @@ def collectors() -> list[Panel | Row]:
     ]
 
 
-def variables() -> list[Json]:
+def variables() -> list[VariableModel]:
     return [
         *scope_variables(),
         query_variable("gpu", "GPU", 'label_values(infermeter_gpu_info{job=~"$job",instance=~"$instance"}, gpu)'),
     ]
 
 
-def build() -> Json:
+def build() -> Dashboard:
     return dashboard("infermeter-resources", "infermeter / Resources",
                      "What the LLM server runs on, sampled by the infermeter sidecar: GPU utilization, memory, power "
                      "and clocks; host CPU and memory; the upstream and proxy processes; collector health.",

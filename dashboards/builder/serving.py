@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dashboards.builder.model import (
-    Json,
+    Dashboard,
     Panel,
     Row,
     Target,
+    VariableModel,
     dashboard,
     heatmap,
     request_variables,
@@ -199,7 +200,7 @@ def slo() -> list[Panel | Row]:
     ]
 
 
-def variables() -> list[Json]:
+def variables() -> list[VariableModel]:
     return [
         *request_variables(),
         textbox_variable("slo_ttft", "TTFT SLO (s)", "0.5", "Same value as the proxy's --slo-ttft"),
@@ -208,7 +209,7 @@ def variables() -> list[Json]:
     ]
 
 
-def build() -> Json:
+def build() -> Dashboard:
     items = [*overview(), *traffic(), *latencies(), *tokens(), *completion(), *slo()]
     return dashboard("infermeter-serving", "infermeter / Serving",
                      "What clients of the LLM server experience, measured by the infermeter sidecar: request rates "
