@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 KNOWN_COLLECTORS = ("system", "gpu", "upstream", "ollama")
 UPSTREAM_CLIENTS = ("native", "httpx")
+MAX_WORKERS = 256
 
 
 class ConfigError(ValueError):
@@ -116,6 +117,9 @@ class Settings:
     # A JSON line per request: a file path, or "-" for standard output.
     request_log: str | None = None
     request_log_queue: int = 10_000
+    # Relay processes on one port under a supervisor (proxy.workers); 1 is the plain
+    # single-process path, unchanged.
+    workers: int = 1
 
     def __post_init__(self) -> None:
         # Frozen: the parsed value is stored once, beside the text it came from.
@@ -159,6 +163,8 @@ class Settings:
             raise ConfigError("--request-log must be a file path or '-' for standard output")
         if self.request_log_queue < 1:
             raise ConfigError("--request-log-queue must be at least 1")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS} (or 'auto'), got {self.workers}")
 
     @property
     def head_limits(self) -> HeadLimits:

@@ -74,6 +74,10 @@ def configure_logging(level: str) -> None:
 def serve(settings: Settings) -> int:
     from proxy.app import create_app
 
+    if settings.workers > 1:
+        from proxy.workers.supervisor import supervise
+
+        return supervise(settings)
     configure_logging(settings.log_level)
     app = create_app(settings)
     main = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings.log_level,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hmac
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -26,7 +27,9 @@ def _render(registry: CollectorRegistry, accept: str, accept_encoding: str) -> t
     return body, headers
 
 
-def metrics_endpoint(registry: CollectorRegistry, token: str | None):  # type: ignore[no-untyped-def]
+def metrics_endpoint(registry: CollectorRegistry, token: str | None,  # type: ignore[no-untyped-def]
+                     refresh: Callable[[], Awaitable[None]] | None = None):
+    """``refresh`` runs before each authorised render (``--workers``: collect the workers)."""
     expected = f"Bearer {token}".encode() if token else None
 
     async def metrics(request: Request) -> Response:
@@ -35,6 +38,8 @@ def metrics_endpoint(registry: CollectorRegistry, token: str | None):  # type: i
             if not hmac.compare_digest(given, expected):
                 return Response("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"},
                                 media_type="text/plain")
+        if refresh is not None:
+            await refresh()
         body, headers = await asyncio.to_thread(
             _render, registry, request.headers.get("accept", ""), request.headers.get("accept-encoding", ""))
         return Response(body, headers=headers)

@@ -1,0 +1,233 @@
+"""The supervisor of ``serve --workers N``: one port, N relay processes, one ``/metrics``.
+
+The port is reserved here and each worker listens on it with SO_REUSEPORT (why, and
+what it costs: ``proxy.workers.listen``). Workers are spawned (a fresh interpreter, not
+a fork of this threaded process), watched through their sentinels and restarted when
+they die, with a back-off while they die young; one log line says which and how.
+SIGTERM or SIGINT stops them all gracefully (uvicorn drains each), then the supervisor.
+The supervisor runs the resource collectors (host, GPU, upstream probe and process,
+Ollama) once and answers ``/readyz`` and ``/metrics`` for every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from proxy.collectors import CollectorSet, build_collectors
+from proxy.config import Settings
+from proxy.server import SideServer, configure_logging, uvicorn_config
+from proxy.workers.admin import admin_app, metrics_app, render_registry
+from proxy.workers.channel import WorkerLink
+from proxy.workers.listen import reserve
+from proxy.workers.merge import Merger
+from proxy.workers.worker import WorkerSpec, run_worker
+
+log = logging.getLogger("infermeter")
+
+# Workers are also collected in the background, so a worker killed between scrapes
+# takes at most this much of its counting with it.
+POLL_INTERVAL = 2.0
+# How long a scrape waits for a busy worker before merging its previous snapshot.
+COLLECT_DEADLINE = 1.0
+# uvicorn drains for 5 s (timeout_graceful_shutdown), then the app's lifespan shutdown.
+STOP_GRACE = 15.0
+# A worker that dies younger than this is crash-looping: back off before the next start.
+YOUNG = 5.0
+MAX_BACKOFF = 10.0
+
+
+@dataclass
+class _Worker:
+    index: int
+    id: int
+    process: BaseProcess
+    link: WorkerLink
+    started: float
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "an unknown status"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+class _WorkersCollector:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterable[Metric]:
+        live = GaugeMetricFamily("infermeter_workers", "Relay worker processes running now (--workers).")
+        live.add_metric([], float(len(self._supervisor.workers)))
+        restarts = CounterMetricFamily("infermeter_worker_restarts", "Relay workers restarted after they died.")
+        restarts.add_metric([], float(self._supervisor.restarts))
+        return [live, restarts]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, port: int, private_dir: str) -> None:
+        self.settings = settings
+        self.port = port
+        self.private_dir = private_dir
+        self.uds = os.path.join(private_dir, "supervisor.sock")
+        self.models_path = os.path.join(private_dir, "models")
+        self.merger = Merger()
+        self.own = CollectorRegistry()
+        ProcessCollector(registry=self.own)
+        PlatformCollector(registry=self.own)
+        GCCollector(registry=self.own)
+        self.own.register(_WorkersCollector(self))
+        self.collectors: CollectorSet = build_collectors(settings, self.own)
+        self.registry = render_registry(self.merger, self.own)
+        self.workers: dict[int, _Worker] = {}
+        self.restarts = 0
+        self._ids = itertools.count(1)
+        self._context = multiprocessing.get_context("spawn")
+        self._backoff: dict[int, float] = {}
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def refresh(self) -> None:
+        """Collect every live worker, each for at most ``COLLECT_DEADLINE``."""
+        workers = list(self.workers.values())
+        if workers:
+            await asyncio.gather(*(w.link.refresh(COLLECT_DEADLINE) for w in workers))
+
+    def _spawn(self, index: int) -> None:
+        ours, theirs = socket.socketpair()
+        spec = WorkerSpec(self.settings, index, self.uds, self.models_path)
+        process = self._context.Process(target=run_worker, args=(spec, self.port, theirs),
+                                        name=f"infermeter-worker-{index}", daemon=True)
+        process.start()
+        theirs.close()
+        worker_id = next(self._ids)
+        worker = _Worker(index, worker_id, process, WorkerLink(worker_id, ours, self.merger), time.monotonic())
+        self.workers[index] = worker
+        loop = asyncio.get_running_loop()
+        loop.add_reader(process.sentinel, self._exited, worker)
+
+    def _exited(self, worker: _Worker) -> None:
+        asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+        self._keep(asyncio.ensure_future(self._reap(worker)))
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reap(self, worker: _Worker) -> None:
+        # The sentinel can fire a moment before the kernel has the exit status to give.
+        await asyncio.to_thread(worker.process.join, 5.0)
+        code = worker.process.exitcode
+        await worker.link.close(COLLECT_DEADLINE)
+        # What it counted stays in the totals; its gauges (in flight) go with it.
+        self.merger.retire(worker.id)
+        if self.workers.get(worker.index) is worker:
+            del self.workers[worker.index]
+        if self._stopping:
+            return
+        lived = time.monotonic() - worker.started
+        delay = 0.0
+        if lived < YOUNG:
+            delay = min(MAX_BACKOFF, max(0.1, 2 * self._backoff.get(worker.index, 0.0)))
+        self._backoff[worker.index] = delay
+        log.warning("worker %d (pid %s) exited with %s after %.1f s; restarting%s", worker.index,
+                    worker.process.pid, _exit_text(code), lived, f" in {delay:.1f} s" if delay else "")
+        if delay:
+            await asyncio.sleep(delay)
+        if not self._stopping:
+            self.restarts += 1
+            self._spawn(worker.index)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            await self.refresh()
+
+    def _servers(self) -> list[uvicorn.Server]:
+        s = self.settings
+        admin = admin_app(s, self.registry, self.collectors.upstream_ready, self.refresh, s.metrics_port is None)
+        servers: list[uvicorn.Server] = [SideServer(uvicorn.Config(admin, uds=self.uds, lifespan="off", log_level=s.log_level.lower(),
+                                             access_log=False))]
+        if s.metrics_port is not None:
+            servers.append(SideServer(uvicorn_config(metrics_app(s, self.registry, self.refresh), s.host,
+                                                     s.metrics_port, s.log_level, lifespan="off")))
+        return servers
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.collectors.start()
+        except Exception as exc:  # a collector must never keep the relay from serving
+            log.exception("collectors failed to start: %s", exc)
+        servers = self._servers()
+        serving = [asyncio.ensure_future(server.serve()) for server in servers]
+        while not all(server.started for server in servers):
+            if any(task.done() for task in serving):
+                raise RuntimeError("the supervisor's own listener did not start")
+            await asyncio.sleep(0.01)
+        for index in range(self.settings.workers):
+            self._spawn(index)
+        log.info("infermeter relaying http://%s:%d -> %s with %d workers", self.settings.host,
+                 self.port, self.settings.upstream, self.settings.workers)
+        poll = asyncio.ensure_future(self._poll())
+        await stop.wait()
+        log.info("stopping %d workers", len(self.workers))
+        self._stopping = True
+        poll.cancel()
+        await self._stop_workers()
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*serving, return_exceptions=True)
+        await self.collectors.stop()
+
+    async def _stop_workers(self) -> None:
+        for worker in self.workers.values():
+            if worker.process.is_alive():
+                worker.process.terminate()
+        deadline = time.monotonic() + STOP_GRACE
+        while self.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for worker in list(self.workers.values()):
+            log.warning("worker %d (pid %s) did not stop within %.0f s; killing it", worker.index,
+                        worker.process.pid, STOP_GRACE)
+            worker.process.kill()
+        while self.workers or self._tasks:
+            await asyncio.sleep(0.05)
+
+
+def supervise(settings: Settings) -> int:
+    """``serve --workers N`` (N > 1): bind once, run the supervisor until SIGTERM/SIGINT."""
+    configure_logging(settings.log_level)
+    reservation = reserve(settings.host, settings.port)
+    # Private to this proxy: the supervisor's socket and the model list, never shared.
+    private_dir = tempfile.mkdtemp(prefix="infermeter-")
+    try:
+        asyncio.run(Supervisor(settings, reservation.getsockname()[1], private_dir).run())
+    finally:
+        reservation.close()
+        shutil.rmtree(private_dir, ignore_errors=True)
+    return 0
