@@ -4,7 +4,8 @@ The load generator must not be what limits the measurement, so a stream costs on
 ``data_received`` -> ``feed_data`` -> ``on_body`` per read, one timestamp per read and a
 ``bytes.count`` for the token marker; no task per chunk and no JSON parsing. Every read
 is stamped with ``perf_counter_ns`` as it leaves the kernel; the token events it
-completes all get that stamp (what a client sees).
+completes all get that stamp (what a client sees). A response that is not a stream (a
+non-streaming chat answer, embeddings) is one event, stamped when its last byte arrives.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class Rec:
     """One stream as the client saw it."""
 
     __slots__ = ("t_sched", "t_send", "t_headers", "t_done", "times", "status", "error", "complete", "measured",
-                 "_tail")
+                 "whole", "_tail")
 
-    def __init__(self, t_sched: int, measured: bool) -> None:
+    def __init__(self, t_sched: int, measured: bool, whole: bool = False) -> None:
         # When the open-loop schedule said to send it: latency counts from here, so a
         # load generator that falls behind cannot hide slow responses.
         self.t_sched = t_sched
@@ -41,9 +42,13 @@ class Rec:
         self.complete = False
         # False for prefill streams: they load the path but are not in TTFT statistics.
         self.measured = measured
+        # True: the response is one event (its completion), not a stream of token chunks.
+        self.whole = whole
         self._tail = b""
 
     def body(self, data: bytes, now: int) -> None:
+        if self.whole:
+            return
         joined = self._tail + data if self._tail else data
         n = joined.count(MARKER)
         self._tail = joined[-_CARRY:]
@@ -97,6 +102,8 @@ class _Conn(asyncio.Protocol):
         assert self.rec is not None and self.parser is not None
         self.rec.complete = True
         self.rec.t_done = self.now
+        if self.rec.whole:
+            self.rec.times.append(self.now)
         self.keep_alive = self.parser.should_keep_alive()
         self._finish("")
 
@@ -123,11 +130,15 @@ class _Conn(asyncio.Protocol):
 
 
 class Client:
-    """Streams to one ``host:port``; idle connections are kept and reused newest first."""
+    """Streams to one ``host:port``; idle connections are kept and reused newest first.
 
-    def __init__(self, host: str, port: int) -> None:
+    ``fresh``: a new connection for every request, closed by the client once the response
+    has arrived (what an HTTP client without a pool does: one TCP and HTTP set-up each)."""
+
+    def __init__(self, host: str, port: int, fresh: bool = False) -> None:
         self.host = host
         self.port = port
+        self.fresh = fresh
         self.idle: list[_Conn] = []
         self.busy: set[_Conn] = set()
 
@@ -155,7 +166,9 @@ class Client:
             return
 
     def _release(self, conn: _Conn, rec: Rec) -> None:
-        if rec.complete and conn.keep_alive and not conn.lost:
+        if self.fresh and conn.transport is not None:
+            conn.transport.close()
+        elif rec.complete and conn.keep_alive and not conn.lost:
             conn.rec = None
             self.idle.append(conn)
         elif conn.transport is not None:
@@ -181,7 +194,11 @@ class Client:
 
 
 def chat_request(host: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    return post_request("/v1/chat/completions", host, port, headers, body)
+
+
+def post_request(path: str, host: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
              f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
              "Authorization: Bearer bench-key\r\n"]
     lines += [f"{k}: {v}\r\n" for k, v in headers.items()]

@@ -58,7 +58,7 @@ def summary(r: Result, relay: str | None) -> dict[str, Any]:
         "machine_busy_cores": round(r.machine_busy_s / r.window_s, 2) if r.window_s else 0.0,
         "cpu_cores": {n: round(v / r.window_s, 3) for n, v in r.cpu_s.items()} if r.window_s else {},
     }
-    if r.load.paced:
+    if r.load.paced and not r.load.whole:
         out["tbt_ms"] = {"p50": _r(pct(r.tbt_ms, 50)), "p99": _r(pct(r.tbt_ms, 99)), "n": len(r.tbt_ms)}
         out["chunk_lateness_ms"] = {"p50": _r(pct(r.late_ms, 50)), "p99": _r(pct(r.late_ms, 99))}
     else:
@@ -69,6 +69,32 @@ def summary(r: Result, relay: str | None) -> dict[str, Any]:
         out["relay_cpu_ms_per_request"] = round(cpu / r.measured * 1e3, 3) if r.measured else None
     others = r.machine_busy_s - sum(r.cpu_s.values()) - r.loadgen_cpu_s
     out["other_processes_cores"] = round(others / r.window_s, 2) if r.window_s else 0.0
+    return out
+
+
+def rounds(results: list[Result], relay: str | None) -> list[dict[str, Any]]:
+    """Each round's relay CPU on its own: the spread behind the merged figure."""
+    out = []
+    for r in results:
+        s = summary(r, relay)
+        out.append({"cpu_us_per_chunk": s.get("relay_cpu_us_per_chunk"),
+                     "cpu_ms_per_request": s.get("relay_cpu_ms_per_request"),
+                     "other_processes_cores": s["other_processes_cores"]})
+    return out
+
+
+def against(row: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """CPU per chunk and per request as multiples of ``reference``'s (nginx's), merged and per
+    round; the rounds pair up because both paths ran in each, minutes apart at most."""
+    out: dict[str, Any] = {}
+    for key, name in (("relay_cpu_us_per_chunk", "per_chunk"), ("relay_cpu_ms_per_request", "per_request")):
+        ours, theirs = row.get(key), reference.get(key)
+        out[name] = round(ours / theirs, 2) if ours and theirs else None
+        pairs = zip(row.get("rounds", []), reference.get("rounds", []))
+        short = "cpu_us_per_chunk" if name == "per_chunk" else "cpu_ms_per_request"
+        ratios = [round(a[short] / b[short], 2) for a, b in pairs if a[short] and b[short]]
+        out[f"{name}_rounds"] = ratios
+        out[f"{name}_spread"] = [min(ratios), max(ratios)] if ratios else None
     return out
 
 
@@ -97,6 +123,13 @@ def _fmt(x: Any, unit: str = "") -> str:
     return str(x)
 
 
+def _ratio(vs: dict[str, Any], name: str) -> str:
+    merged, spread = vs.get(name), vs.get(f"{name}_spread")
+    if merged is None:
+        return "-"
+    return f"{merged:.2f} [{spread[0]:.2f},{spread[1]:.2f}]" if spread else f"{merged:.2f}"
+
+
 def table(report: dict[str, Any]) -> str:
     lines = []
     for scenario in ("realistic", "flat_out"):
@@ -114,6 +147,22 @@ def table(report: dict[str, Any]) -> str:
                 f"{_fmt(add.get('duration_ms', {}).get('p99')):>9}{_fmt(row['chunks_per_s']):>9}"
                 f"{_fmt(row.get('relay_cpu_us_per_chunk')):>9}{_fmt(row.get('relay_cpu_ms_per_request')):>8}"
                 f"{row['errors']:>5}")
+    shapes = report.get("shapes")
+    if shapes:
+        lines.append("== CPU against nginx, shape by shape (ratio merged over the rounds, [min, max] per round)")
+        lines.append(f"{'shape':<14}{'path':<16}{'+TTFT p50':>10}{'+TTFT p99':>10}{'chunks/s':>9}{'us/chunk':>9}"
+                     f"{'x nginx':>18}{'ms/req':>8}{'x nginx':>18}{'err':>5}")
+        for shape, block in shapes.items():
+            for name, row in block["paths"].items():
+                if name.startswith("direct") and name != "direct-again":
+                    continue
+                add = row.get("added", {}).get("ttft_ms", {})
+                vs = row.get("vs_nginx", {})
+                lines.append(
+                    f"{shape:<14}{name:<16}{_fmt(add.get('p50')):>10}{_fmt(add.get('p99')):>10}"
+                    f"{_fmt(row['chunks_per_s']):>9}{_fmt(row.get('relay_cpu_us_per_chunk')):>9}"
+                    f"{_ratio(vs, 'per_chunk'):>18}{_fmt(row.get('relay_cpu_ms_per_request')):>8}"
+                    f"{_ratio(vs, 'per_request'):>18}{row['errors']:>5}")
     sweep = report.get("sweep")
     if sweep:
         lines.append(f"== sweep ({sweep['path']}): largest concurrency with added p99 < 5 ms and no errors: "

@@ -4,6 +4,7 @@
     python bench/run.py --quick              # a smoke run in well under a minute
     python bench/run.py --json out.json      # the machine-readable report (default bench/results/latest.json)
     python bench/run.py --drilldown          # tracing on, request log on, both off: side by side
+    python bench/run.py --cost               # CPU per request and per chunk against nginx, every shape
 
 
 One simulator serves every path; each path is a child process on 127.0.0.1. Paths are
@@ -40,7 +41,7 @@ from bench.procs import (  # noqa: E402
     simulator,
     tracing_env,
 )
-from bench.scenario import Load, Result, quiesce, run  # noqa: E402
+from bench.scenario import EMBEDDING_DIMENSIONS, Load, Result, quiesce, run  # noqa: E402
 
 HOST = "127.0.0.1"
 TARGET_P99_MS = 5.0
@@ -49,6 +50,28 @@ SATURATED_MS = 100.0
 # Helpers a path needs (the tracing path's OTLP receiver), stopped with the run.
 _HELPERS: list[Server] = []
 DRILLDOWN_PATHS = "infermeter,tracing,request-log"
+COST_PATHS = "infermeter,nginx"
+# DESIGN.md section 10: in every shape, against nginx in the same run.
+CPU_PER_REQUEST_VS_NGINX = 1.5
+CPU_PER_CHUNK_VS_NGINX = 1.75
+ADDED_TTFT_P99_MS = 2.0
+
+
+def _shapes(args: argparse.Namespace) -> dict[str, tuple[str, Load]]:
+    """The shapes besides the long kept-alive streams, each at ``--shape-rate`` requests/s.
+
+    20-token streams and answers at TTFT 20 ms and TBT 20 ms take 0.4 s, so the open
+    count is the rate times 0.4; embeddings answer after the 20 ms prefill."""
+    rate, window, short = args.shape_rate, args.window, 20
+    open_count = max(1, round(rate * (0.02 + (short - 1) * 0.02)))
+    return {
+        "short-fresh": (f"{short}-token streams, a new client connection each, {rate:g}/s (~{open_count} open)",
+                        Load(open_count, 0.02, 0.02, short, window, fresh=True)),
+        "plain": (f"non-streaming chat, {short} tokens in one JSON answer, kept-alive, {rate:g}/s",
+                  Load(open_count, 0.02, 0.02, short, window, kind="plain")),
+        "embeddings": (f"/v1/embeddings, {EMBEDDING_DIMENSIONS} dimensions base64, kept-alive, {rate:g}/s",
+                       Load(max(1, round(rate * 0.02)), 0.02, 0.0, 0, window, rate=rate, kind="embeddings")),
+    }
 
 
 def _tracing(sim: Server) -> Server:
@@ -113,10 +136,16 @@ async def _compare(sim: Server, paths: dict[str, Server | None], load: Load, rou
         order = names[i % len(names):] + names[:i % len(names)]
         for name in order:
             runs[name].append(await _measure(name, sim, paths[name], Load(**{**load.__dict__, "seed": 100 * i + 7})))
-    rows = {name: report.summary(report.merge(rs), None if paths[name] is None else "relay") for name, rs in runs.items()}
+    rows: dict[str, Any] = {}
+    for name, rs in runs.items():
+        relay = None if paths[name] is None else "relay"
+        rows[name] = report.summary(report.merge(rs), relay)
+        rows[name]["rounds"] = report.rounds(rs, relay)
     for name, row in rows.items():
         if name != "direct":
             row["added"] = report.added(row, rows["direct"])
+        if "nginx" in rows and paths[name] is not None and name != "nginx":
+            row["vs_nginx"] = report.against(row, rows["nginx"])
     return rows
 
 
@@ -186,6 +215,15 @@ def _targets(rep: dict[str, Any]) -> dict[str, Any]:
         ratio = ours["relay_cpu_us_per_chunk"] / paths["nginx"]["relay_cpu_us_per_chunk"]
         out["cpu_per_chunk_vs_nginx"] = round(ratio, 2)
         out["cpu_per_chunk_within_3x_nginx"] = ratio <= 3.0
+    out["added_ttft_p99_le_2ms"] = add.get("p99") is not None and add["p99"] <= ADDED_TTFT_P99_MS
+    shapes = {"long": rep["realistic"], **rep.get("shapes", {})}
+    vs = {shape: block["paths"].get("infermeter", {}).get("vs_nginx") for shape, block in shapes.items()}
+    if any(vs.values()):
+        out["cpu_vs_nginx_by_shape"] = {
+            shape: {"per_request": v["per_request"], "per_chunk": v["per_chunk"],
+                    "per_request_le_1.5x": v["per_request"] is not None and v["per_request"] <= CPU_PER_REQUEST_VS_NGINX,
+                    "per_chunk_le_1.75x": v["per_chunk"] is not None and v["per_chunk"] <= CPU_PER_CHUNK_VS_NGINX}
+            for shape, v in vs.items() if v}
     memory = rep.get("memory", {}).get("infermeter")
     if memory and memory["bytes_per_stream"]:
         worst = max(memory["bytes_per_stream"].values())
@@ -225,11 +263,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                         f"Poisson arrivals, {args.rounds} x {args.window:g} s per path",
                             "paths": rows}
         rep["loadgen_check"] = _loadgen_verdict(rows)
-        print("flat out", file=sys.stderr)
-        flat = Load(int(args.flat_rate), 0.0, 0.0, 200, args.flat_window, rate=args.flat_rate)
-        rep["flat_out"] = {"describe": f"simulator flat out (no sleeps), 200 tokens, {args.flat_rate:g} requests/s "
-                                       f"open loop, {args.rounds} x {args.flat_window:g} s per path",
-                           "paths": await _compare(sim, paths, flat, args.rounds)}
+        wanted = [s for s in args.shapes.split(",") if s]
+        if wanted:
+            rep["shapes"] = {}
+            shapes = _shapes(args)
+            for shape in wanted:
+                describe, load = shapes[shape]
+                print(shape, file=sys.stderr)
+                rep["shapes"][shape] = {"describe": f"{describe}, {args.rounds} x {args.window:g} s per path",
+                                        "paths": await _compare(sim, paths, load, args.rounds)}
+        if args.flat_rate > 0:
+            print("flat out", file=sys.stderr)
+            flat = Load(int(args.flat_rate), 0.0, 0.0, 200, args.flat_window, rate=args.flat_rate)
+            rep["flat_out"] = {"describe": f"simulator flat out (no sleeps), 200 tokens, {args.flat_rate:g} requests/s "
+                                           f"open loop, {args.rounds} x {args.flat_window:g} s per path",
+                               "paths": await _compare(sim, paths, flat, args.rounds)}
         sweep_path = paths.get("infermeter")
         if args.sweep and sweep_path is not None:
             print("sweep", file=sys.stderr)
@@ -266,8 +314,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="relays to compare with direct (comma-separated)")
     parser.add_argument("--concurrency", type=int, default=100, help="open streams in the realistic comparison")
     parser.add_argument("--window", type=float, default=5.0, help="seconds measured per path per round")
-    parser.add_argument("--rounds", type=int, default=4, help="rotations over the paths")
-    parser.add_argument("--flat-rate", type=float, default=40.0, help="requests/s against the flat-out simulator")
+    parser.add_argument("--rounds", type=int, default=None, help="rotations over the paths (default 4; 6 with --cost)")
+    parser.add_argument("--shapes", default="short-fresh,plain,embeddings",
+                        help="shapes besides the long streams, each against every path ('' to skip)")
+    parser.add_argument("--shape-rate", type=float, default=200.0, help="requests/s in each of those shapes")
+    parser.add_argument("--flat-rate", type=float, default=40.0,
+                        help="requests/s against the flat-out simulator (0 to skip)")
     parser.add_argument("--flat-window", type=float, default=3.0)
     parser.add_argument("--sweep", default="100,200,300,400,600,800,1000",
                         help="concurrency levels to try through infermeter ('' to skip)")
@@ -276,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test of the harness")
     parser.add_argument("--drilldown", action="store_true",
                         help=f"compare {DRILLDOWN_PATHS} only (tracing and request log each on, both off); no sweep")
+    parser.add_argument("--cost", action="store_true",
+                        help=f"CPU against nginx in every shape: {COST_PATHS} only, 6 rounds; no flat-out, sweep or memory")
     parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "latest.json"),
                         help="where to write the full report (default bench/results/latest.json, git-ignored)")
     args = parser.parse_args(argv)
@@ -283,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
         args.paths, args.sweep, args.memory = DRILLDOWN_PATHS, "", False
     if args.quick:
         args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
+    if args.cost:
+        args.paths, args.sweep, args.memory, args.flat_rate = COST_PATHS, "", False, 0.0
+    if args.rounds is None:
+        args.rounds = 6 if args.cost else 4
     try:
         import uvloop
 

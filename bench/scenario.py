@@ -6,6 +6,12 @@ time. For paced streams the run starts in steady state: ``concurrency`` streams 
 remaining lengths drawn uniformly are opened first (the "prefill"), then arrivals at
 ``concurrency / stream duration`` per second keep the number open around ``concurrency``.
 CPU time of the servers and of this process is read over the measurement window only.
+
+A load has a kind: ``stream`` (chat completions streamed, the default), ``plain`` (chat
+completions answered in one JSON body) or ``embeddings`` (``/v1/embeddings``, 1024
+dimensions base64-encoded as the OpenAI SDK asks); and ``fresh`` opens a new client
+connection per request instead of reusing kept-alive ones. A ``plain`` or ``embeddings``
+response is one event: its "TTFT" is the time to its last byte.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from time import perf_counter_ns
 
 import orjson
 
-from bench.loadgen import Client, Rec, chat_request
+from bench.loadgen import Client, Rec, post_request
 from bench.procs import cpu_seconds, machine_busy
 
 PREFILL_S = 0.5
@@ -38,6 +44,8 @@ class Load:
     # Arrivals per second; None: derived from concurrency and the stream's duration.
     rate: float | None = None
     seed: int = 1
+    kind: str = "stream"
+    fresh: bool = False
 
     @property
     def stream_seconds(self) -> float:
@@ -52,6 +60,11 @@ class Load:
     @property
     def paced(self) -> bool:
         return self.tbt > 0
+
+    @property
+    def whole(self) -> bool:
+        """Each response is one event, not a stream of token chunks."""
+        return self.kind != "stream"
 
 
 @dataclass
@@ -75,9 +88,21 @@ class Result:
     machine_cores: float = 0.0
 
 
-def _body() -> bytes:
-    return orjson.dumps({"model": "bench-model", "messages": [{"role": "user", "content": "Say something."}],
-                         "stream": True, "stream_options": {"include_usage": True}})
+KINDS = ("stream", "plain", "embeddings")
+EMBEDDING_DIMENSIONS = 1024
+
+
+def _request(kind: str) -> tuple[str, bytes]:
+    """(path, body) of one request of ``kind``."""
+    if kind == "embeddings":
+        return "/v1/embeddings", orjson.dumps({"model": "bench-embed", "input": "A sentence to embed, not long.",
+                                               "dimensions": EMBEDDING_DIMENSIONS, "encoding_format": "base64"})
+    if kind not in KINDS:
+        raise ValueError(f"unknown load kind {kind!r}")
+    chat: dict[str, object] = {"model": "bench-model", "messages": [{"role": "user", "content": "Say something."}]}
+    if kind == "stream":
+        chat.update(stream=True, stream_options={"include_usage": True})
+    return "/v1/chat/completions", orjson.dumps(chat)
 
 
 def _headers(load: Load, tokens: int) -> dict[str, str]:
@@ -92,9 +117,9 @@ def _own_cpu() -> float:
 async def run(path: str, host: str, port: int, load: Load, pids: dict[str, int]) -> Result:
     loop = asyncio.get_running_loop()
     rng = random.Random(load.seed)
-    client = Client(host, port)
-    body = _body()
-    full = chat_request(host, port, _headers(load, load.tokens), body)
+    client = Client(host, port, fresh=load.fresh)
+    target, body = _request(load.kind)
+    full = post_request(target, host, port, _headers(load, load.tokens), body)
     recs: list[Rec] = []
     tasks: set[asyncio.Task[None]] = set()
 
@@ -111,7 +136,8 @@ async def run(path: str, host: str, port: int, load: Load, pids: dict[str, int])
             at = t0 + int(PREFILL_S * 1e9 * i / load.concurrency)
             await _sleep_until(at)
             left = rng.randint(1, load.tokens)
-            launch(Rec(at, measured=False), chat_request(host, port, _headers(load, left), body))
+            launch(Rec(at, measured=False, whole=load.whole),
+                   post_request(target, host, port, _headers(load, left), body))
     arrivals_from = perf_counter_ns()
     w0 = arrivals_from + int(SETTLE_S * 1e9) if load.paced else arrivals_from
     w1 = w0 + int(load.window * 1e9)
@@ -135,7 +161,7 @@ async def run(path: str, host: str, port: int, load: Load, pids: dict[str, int])
         if at > w1:
             break
         await _sleep_until(at)
-        launch(Rec(at, measured=w0 <= at <= w1), full)
+        launch(Rec(at, measured=w0 <= at <= w1, whole=load.whole), full)
     await marker
 
     # Measured streams still waiting for their first token get a grace period; the rest
@@ -188,7 +214,7 @@ def _fill(result: Result, recs: list[Rec], load: Load, w0: int, w1: int) -> None
         result.ttft_ms.append((times[0] - r.t_sched) / 1e6)
         if r.complete:
             result.duration_ms.append((r.t_done - r.t_sched) / 1e6)
-        if load.paced:
+        if load.paced and not load.whole:
             for i, t in enumerate(times):
                 result.late_ms.append((t - r.t_sched - ttft_ns - i * tbt_ns) / 1e6)
 
