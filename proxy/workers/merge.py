@@ -59,7 +59,8 @@ class _Sum:
         cumulative = self.type in CUMULATIVE
         values, exemplars = self.values, self.exemplars
         for s in samples:
-            key = (s.name, tuple(sorted(s.labels.items())))
+            # Every source is this same code, so one series' labels come in one order.
+            key = (s.name, tuple(s.labels.items()))
             old = values.get(key)
             if old is None:
                 values[key] = s.value

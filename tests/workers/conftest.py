@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,11 +28,12 @@ def simulator(*flags: str) -> Iterator[ChildProcess]:
 
 
 @contextlib.contextmanager
-def workers_proxy(upstream: str, workers: int, *flags: str, ready_path: str = "/healthz") -> Iterator[ChildProcess]:
+def workers_proxy(upstream: str, workers: int, *flags: str, ready_path: str = "/healthz",
+                  log: Path | None = None) -> Iterator[ChildProcess]:
     port = free_port()
     args = ["serve", "--upstream", upstream, "--port", str(port), "--workers", str(workers), "--collectors", "system",
             "--sample-interval", "0.2", "--log-level", "warning", *flags]
-    with ChildProcess(args, port, ready_path=ready_path) as proxy:
+    with ChildProcess(args, port, ready_path=ready_path, log=log) as proxy:
         poll(lambda: len(listening(proxy)) == workers, "every worker listening")
         yield proxy
 

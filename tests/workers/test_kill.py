@@ -1,0 +1,77 @@
+"""kill -9 a worker mid-load: it comes back, merged counters never go backwards, and only
+the requests that worker held fail."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.support.metrics import Scrape, scrape
+from tests.workers.conftest import Sent, listening, mixed_load, poll, settled, simulator, workers_proxy
+
+STREAMS = 40
+CUMULATIVE = ("_total", "_bucket", "_count", "_sum")
+
+
+def _established(pid: int, port: int) -> int:
+    conns = psutil.Process(pid).net_connections(kind="tcp")
+    return sum(1 for c in conns if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+
+
+def _never_decrease(scrapes: list[Scrape]) -> None:
+    for before, after in zip(scrapes, scrapes[1:]):
+        for key, value in before.samples.items():
+            name = key[0]
+            if name.endswith(CUMULATIVE) and not name.startswith(("infermeter_workers", "process_")):
+                assert key in after.samples, f"{key} vanished"
+                assert after.samples[key] >= value, f"{key} went from {value} to {after.samples[key]}"
+
+
+def test_kill_9_a_worker_mid_load(tmp_path: Path) -> None:
+    log = tmp_path / "proxy.log"
+    with simulator("--ttft", "0.05", "--tbt", "0.05", "--output-tokens", "30") as sim, \
+         workers_proxy(sim.url, 2, "--log-level", "info", log=log) as proxy:
+        sent = Sent()
+        load = threading.Thread(target=lambda: asyncio.run(mixed_load(proxy.url, STREAMS, 20, sent, kinds=("chat",))))
+        scrapes: list[Scrape] = []
+
+        def scraper() -> None:
+            while load.is_alive():
+                scrapes.append(scrape(proxy.url, timeout=10))
+                time.sleep(0.2)
+
+        load.start()
+        watcher = threading.Thread(target=scraper)
+        watcher.start()
+        pids = listening(proxy)
+        poll(lambda: sum(_established(p, proxy.port) for p in pids) >= 16, "streams open on the workers")
+        held = {p: _established(p, proxy.port) for p in pids}
+        victim = max(held, key=lambda p: held[p])
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        load.join(timeout=60)
+        watcher.join(timeout=30)
+
+        # It comes back: a new process listening beside the survivor, the restart counted and logged.
+        poll(lambda: len(listening(proxy)) == 2 and victim not in listening(proxy), "a replacement worker")
+        m = settled(proxy.url, lambda m: m.get("infermeter_worker_restarts_total") == 1
+                    and m.get("infermeter_requests_in_flight") == 0, "restart counted, nothing in flight")
+        scrapes.append(m)
+        assert f"(pid {victim}) exited with signal SIGKILL" in log.read_text()
+
+    # Only requests already under way when the worker died failed, no more than it held.
+    assert all(start < killed_at for start, _, _ in sent.failed), sent.failed
+    assert len(sent.failed) <= held[victim] + 2, (held, sent.failed)
+    assert len(sent.ok) + len(sent.failed) == STREAMS
+    assert len(sent.ok) >= STREAMS - held[victim] - 2
+    _never_decrease(scrapes)
+    # What the dead worker counted since its last collection (at most one scrape ago) is
+    # lost; nothing is counted twice.
+    completed = m.get("infermeter_requests_total", outcome="completed")
+    assert len(sent.ok) - 5 <= completed <= len(sent.ok)
