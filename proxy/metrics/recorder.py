@@ -1,7 +1,8 @@
 """The one hot-path writer of request metrics: finished ``RequestRecord`` in, metric updates out.
 
 Label children are bound once per (endpoint, model) and kept; a record costs a few
-bound ``observe``/``inc`` calls plus one per token gap.
+bound ``observe``/``inc`` calls plus one per token gap. Histogram children observe
+through ``fastobserve`` (bisection over the 70-100 buckets instead of a linear walk).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
+from proxy.metrics.fastobserve import fast
 from proxy.metrics.labels import ModelLabels
 from proxy.stream.base import FINISH_REASONS
 from proxy.stream.endpoints import OTHER
@@ -47,6 +49,7 @@ class Recorder:
         self.slo_duration = settings.slo_request_duration
         self._children: dict[tuple[str, str], _Children] = {}
         self._requests: dict[tuple[str, str, int, str], Any] = {}
+        self._headers = {endpoint: fast(child) for endpoint, child in metrics.headers_by_endpoint.items()}
 
     def started(self, endpoint: str) -> None:
         self.m.in_flight_by_endpoint[endpoint].inc()
@@ -84,7 +87,7 @@ class Recorder:
         (c.duration_stream if rec.stream else c.duration_plain).observe(duration, exemplar)
         headers = rec.headers_s
         if headers is not None:
-            m.headers_by_endpoint[rec.endpoint].observe(headers)
+            self._headers[rec.endpoint].observe(headers)
         if rec.parse_errors:
             m.parse_errors_by_endpoint[rec.endpoint].inc(rec.parse_errors)
         ttft = rec.ttft_s
@@ -136,7 +139,7 @@ class Recorder:
         for phase, seconds in phases.items():
             child = bound.get(phase)
             if child is None:
-                child = bound[phase] = self.m.upstream_phase.labels(endpoint, model, phase)
+                child = bound[phase] = fast(self.m.upstream_phase.labels(endpoint, model, phase))
             child.observe(seconds)
 
     def _bind(self, endpoint: str, model: str) -> _Children:
@@ -146,16 +149,16 @@ class Recorder:
         m = self.m
         slo = m.slo
         c = _Children(
-            duration_stream=m.request_duration.labels(endpoint, model, "true"),
-            duration_plain=m.request_duration.labels(endpoint, model, "false"),
-            ttft=m.ttft.labels(endpoint, model),
-            tbt=m.tbt.labels(endpoint, model),
-            tpot=m.tpot.labels(endpoint, model),
-            tps=m.tokens_per_second.labels(endpoint, model),
+            duration_stream=fast(m.request_duration.labels(endpoint, model, "true")),
+            duration_plain=fast(m.request_duration.labels(endpoint, model, "false")),
+            ttft=fast(m.ttft.labels(endpoint, model)),
+            tbt=fast(m.tbt.labels(endpoint, model)),
+            tpot=fast(m.tpot.labels(endpoint, model)),
+            tps=fast(m.tokens_per_second.labels(endpoint, model)),
             tokens_in=m.tokens.labels(endpoint, model, "input"),
             tokens_out=m.tokens.labels(endpoint, model, "output"),
-            request_tokens_in=m.request_tokens.labels(endpoint, model, "input"),
-            request_tokens_out=m.request_tokens.labels(endpoint, model, "output"),
+            request_tokens_in=fast(m.request_tokens.labels(endpoint, model, "input")),
+            request_tokens_out=fast(m.request_tokens.labels(endpoint, model, "output")),
             cached_in=m.cached_input_tokens.labels(endpoint, model),
             reasoning_out=m.reasoning_output_tokens.labels(endpoint, model),
             phases={},
