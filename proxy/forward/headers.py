@@ -18,20 +18,26 @@ HOP_BY_HOP = frozenset({
 # The transport writes these itself from the upstream URL and the body it sends.
 _SET_BY_TRANSPORT = frozenset({b"host", b"content-length"})
 _FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"})
+# What is dropped when no Connection header names more: built once, not per request.
+_DROP_UPSTREAM = HOP_BY_HOP | _SET_BY_TRANSPORT
+_NONE: frozenset[bytes] = frozenset()
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
+    tokens: set[bytes] | None = None
     for name, value in headers:
         if name.lower() == b"connection":
+            if tokens is None:
+                tokens = set()
             tokens.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(tokens)
+    return _NONE if tokens is None else frozenset(tokens)
 
 
 def upstream_request_headers(scope: Mapping[str, Any]) -> RawHeaders:
     """The client's headers as the upstream should see them."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
-    drop = HOP_BY_HOP | _SET_BY_TRANSPORT | _connection_tokens(headers)
+    tokens = _connection_tokens(headers)
+    drop = _DROP_UPSTREAM | tokens if tokens else _DROP_UPSTREAM
     out: RawHeaders = []
     host = b""
     prior_for = b""
@@ -61,7 +67,8 @@ def client_response_headers(headers: RawHeaders) -> RawHeaders:
     Content-Length stays (the body is relayed byte for byte); Transfer-Encoding goes, the
     ASGI server frames the body again for its own connection.
     """
-    drop = HOP_BY_HOP | _connection_tokens(headers)
+    tokens = _connection_tokens(headers)
+    drop = HOP_BY_HOP | tokens if tokens else HOP_BY_HOP
     return [(n, v) for n, v in headers if n.lower() not in drop]
 
 

@@ -248,9 +248,8 @@ class Relay:
         parts: list[bytes] = []
         size = 0
         while True:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
-            except asyncio.TimeoutError:
+            message = await _within(receive, self.body_timeout)
+            if message is None:
                 rec.outcome = REJECTED
                 await self._error(send, rec, 408, f"no request body bytes for {self.body_timeout:g} s",
                                   "invalid_request_error", "request_timeout")
@@ -284,6 +283,33 @@ class Relay:
             *([(b"connection", b"close")] if status in (408, 413) else []),
         ]})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _within(receive: Receive, timeout: float) -> MutableMapping[str, Any] | None:
+    """``await receive()``, or None after ``timeout`` seconds.
+
+    One timer, cancelled at once in the usual case (the body came with the head): not
+    ``asyncio.wait_for``, which on Python < 3.12 wraps ``receive()`` in a task of its own,
+    with a future and a callback besides, for every request."""
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        _uncancel(task)
+        return None
+    finally:
+        timer.cancel()
 
 
 def _uncancel(task: asyncio.Task[Any]) -> None:
