@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from proxy.collectors.base import Status, SyncCollector
 from proxy.collectors.registry import CachedCollector, StatusCollector
 from proxy.collectors.gpu import GpuCollector
-from proxy.collectors.ollama import OllamaCollector, http_fetch
+from proxy.collectors.ollama import HttpFetch, OllamaCollector
 from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.collectors.sampler import Sampler
 from proxy.collectors.system import SystemCollector
@@ -88,7 +88,7 @@ def _gpu(b: _Build) -> SyncCollector:
 def _ollama(b: _Build) -> SyncCollector:
     # Idle unless the upstream answers /api/ps; read at the probe's pace.
     s = b.settings
-    return OllamaCollector(http_fetch(s.upstream, s.probe_timeout), s.max_models, refresh=s.probe_interval)
+    return OllamaCollector(HttpFetch(s.upstream, s.probe_timeout), s.max_models, refresh=s.probe_interval)
 
 
 def _upstream(b: _Build) -> UpstreamProbe:

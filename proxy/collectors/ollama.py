@@ -30,17 +30,21 @@ Fetch = Callable[[], tuple[int, bytes]]
 _NOT_OLLAMA = frozenset({404, 405, 501})
 
 
-def http_fetch(upstream: str, timeout: float) -> Fetch:
-    """GET ``/api/ps`` of ``upstream``: (status, body)."""
-    # No proxy or .netrc from the environment (the sidecar must reach its upstream
-    # itself), no redirects, no cookie jar.
-    client = httpx.Client(base_url=upstream.rstrip("/"), timeout=timeout, trust_env=False, follow_redirects=False)
+class HttpFetch:
+    """GET ``/api/ps`` of ``upstream``: (status, body). ``close()`` closes its pooled connection."""
 
-    def fetch() -> tuple[int, bytes]:
-        response = client.get("/api/ps", headers={"User-Agent": "infermeter-ollama"})
+    def __init__(self, upstream: str, timeout: float) -> None:
+        # No proxy or .netrc from the environment (the sidecar must reach its upstream
+        # itself), no redirects, no cookie jar.
+        self._client = httpx.Client(base_url=upstream.rstrip("/"), timeout=timeout, trust_env=False,
+                                    follow_redirects=False)
+
+    def __call__(self) -> tuple[int, bytes]:
+        response = self._client.get("/api/ps", headers={"User-Agent": "infermeter-ollama"})
         return response.status_code, response.content
 
-    return fetch
+    def close(self) -> None:
+        self._client.close()
 
 
 class OllamaCollector:
@@ -61,7 +65,10 @@ class OllamaCollector:
         return _families()
 
     def close(self) -> None:
-        pass
+        # A fetch that holds a connection (HttpFetch) closes it; a test's plain function has none.
+        close = getattr(self._fetch, "close", None)
+        if close is not None:
+            close()
 
     def sample(self) -> Sample:
         # The sampler asks every --sample-interval; Ollama logs every request, so /api/ps
