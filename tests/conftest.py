@@ -1,8 +1,18 @@
-"""Fixtures shared by the whole suite: a simulator and a proxy on real sockets."""
+"""Fixtures shared by the whole suite: a simulator and a proxy on real sockets.
+
+Where a folder tests one module it mirrors the package (``tests/stream/``,
+``tests/forward/test_relay.py``, ``tests/metrics/test_recorder.py``). The other folders
+are organised by concern and cut across modules: ``formats`` (every wire format through
+the proxy), ``faults`` (misbehaving clients and upstreams, and nothing left behind),
+``stack`` (the compose stack, dashboards, rules and a live Prometheus), ``soak``,
+``llamacpp`` (the real llama-server), ``gpu`` (a real NVIDIA driver), ``drilldown``
+(traces, exemplars, the request log) and ``workers``.
+
+What several folders need lives once in ``tests/support/``: servers in a thread or a
+child process (``servers``), reading ``/metrics`` (``metrics``) and waiting (``wait``).
+"""
 
 from __future__ import annotations
-
-import os
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -10,12 +20,9 @@ from typing import Any
 
 import pytest
 
-from proxy.app import Sidecar, create_app
-from proxy.config import Settings
-from proxy.server import hot_path_options
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
-from tests.support.servers import ThreadServer
+from tests.support.servers import ThreadServer, proxy_server, sidecar
 
 
 @pytest.fixture
@@ -30,10 +37,7 @@ def start_simulator(servers: ExitStack) -> Callable[..., ThreadServer]:
 
     def start(**config: Any) -> ThreadServer:
         config.setdefault("gc_freeze", False)
-        app = create_simulator(SimConfig(**config))
-        server = servers.enter_context(ThreadServer(app))
-        server.app = app  # type: ignore[attr-defined]
-        return server
+        return servers.enter_context(ThreadServer(create_simulator(SimConfig(**config))))
 
     return start
 
@@ -43,13 +47,7 @@ def start_proxy(servers: ExitStack) -> Callable[..., ThreadServer]:
     """Start infermeter in a thread in front of ``upstream``; the server's ``.app`` is the Sidecar."""
 
     def start(upstream: str, **settings: Any) -> ThreadServer:
-        settings.setdefault("collectors", ())
-        # The whole suite can run against the fallback transport too.
-        settings.setdefault("upstream_client", os.environ.get("INFERMETER_TEST_UPSTREAM_CLIENT", "native"))
-        app: Sidecar = create_app(Settings(upstream=upstream, port=0, **settings))
-        server = servers.enter_context(ThreadServer(app, **hot_path_options(app.settings.head_limits)))
-        server.app = app  # type: ignore[attr-defined]
-        return server
+        return servers.enter_context(proxy_server(sidecar(upstream, **settings)))
 
     return start
 

@@ -13,7 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.collectors import COLLECTORS, build_collectors
 from proxy.config import KNOWN_COLLECTORS, Settings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
-from tests.collectors.helpers import Upstream, scrape, value, wait_for
+from tests.collectors.helpers import Upstream
+from tests.support.metrics import render
+from tests.support.wait import eventually
 
 GPU = ("gpu", "uuid")
 # Every series the collectors export, with its label names (DESIGN.md section 6).
@@ -54,9 +56,9 @@ def test_every_series_of_the_contract_is_exported_with_its_labels() -> None:
             await collectors.start()
             try:
                 await asyncio.to_thread(
-                    wait_for, lambda: value(scrape(registry), "infermeter_upstream_gpu_memory_used_bytes", gpu="0", uuid="GPU-0") is not None
+                    eventually, lambda: render(registry).value("infermeter_upstream_gpu_memory_used_bytes", gpu="0", uuid="GPU-0") is not None
                 )
-                await asyncio.to_thread(wait_for, collectors.upstream_ready)
+                await asyncio.to_thread(eventually, collectors.upstream_ready)
                 return prometheus_client.generate_latest(registry).decode()
             finally:
                 await collectors.stop()
@@ -84,18 +86,18 @@ def test_disabled_collectors_export_nothing_and_readiness_needs_no_probe() -> No
     assert collectors.probe is None and collectors.upstream_ready()
     asyncio.run(collectors.start())
     try:
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="system") == 1)
-        data = scrape(registry)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="system") == 1)
+        data = render(registry)
     finally:
         asyncio.run(collectors.stop())
-    assert {labels for name, labels in data if name == "infermeter_collector_success"} == {(("collector", "system"),)}
-    assert not any(name.startswith(("infermeter_gpu_", "infermeter_upstream_up")) for name, _ in data)
+    assert data.series("infermeter_collector_success") == [{"collector": "system"}]
+    assert not any(name.startswith(("infermeter_gpu_", "infermeter_upstream_up")) for name in data.names())
 
     none = CollectorRegistry()
     idle = build_collectors(Settings(collectors=()), none)
     asyncio.run(idle.start())
     asyncio.run(idle.stop())
-    assert idle.upstream_ready() and scrape(none) == {}
+    assert idle.upstream_ready() and not render(none).samples
 
 
 def test_nothing_goes_to_the_global_registry_and_names_are_declared() -> None:

@@ -17,7 +17,8 @@ from proxy.collectors.gpu import GpuCollector
 from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.config import Settings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
-from tests.collectors.helpers import scrape, series, value, wait_for
+from tests.support.metrics import Scrape, render
+from tests.support.wait import eventually
 
 UUID0 = "GPU-11111111-2222-3333-4444-555555555555"
 UUID1 = "GPU-66666666-7777-8888-9999-000000000000"
@@ -46,18 +47,18 @@ def test_units_are_converted_to_base_units() -> None:
     )
     sample = GpuCollector(nvml=FakeNvml([gpu], driver="550.54.15")).sample()
     assert sample.ok, sample.error
-    data = series(sample.families)
+    data = Scrape(sample.families)
     labels = {"gpu": "0", "uuid": UUID0}
-    assert value(data, "infermeter_gpu_info", name="NVIDIA H100 80GB HBM3", driver_version="550.54.15", **labels) == 1
-    assert value(data, "infermeter_gpu_utilization_ratio", **labels) == pytest.approx(0.37)
-    assert value(data, "infermeter_gpu_memory_used_bytes", **labels) == 3 * 1024**3
-    assert value(data, "infermeter_gpu_memory_total_bytes", **labels) == 80 * 1024**3
-    assert value(data, "infermeter_gpu_power_watts", **labels) == pytest.approx(123.456)
-    assert value(data, "infermeter_gpu_energy_joules_total", **labels) == pytest.approx(5000.25)
-    assert value(data, "infermeter_gpu_temperature_celsius", **labels) == 64
-    assert value(data, "infermeter_gpu_sm_clock_hertz", **labels) == 1.41e9
+    assert data.value("infermeter_gpu_info", name="NVIDIA H100 80GB HBM3", driver_version="550.54.15", **labels) == 1
+    assert data.value("infermeter_gpu_utilization_ratio", **labels) == pytest.approx(0.37)
+    assert data.value("infermeter_gpu_memory_used_bytes", **labels) == 3 * 1024**3
+    assert data.value("infermeter_gpu_memory_total_bytes", **labels) == 80 * 1024**3
+    assert data.value("infermeter_gpu_power_watts", **labels) == pytest.approx(123.456)
+    assert data.value("infermeter_gpu_energy_joules_total", **labels) == pytest.approx(5000.25)
+    assert data.value("infermeter_gpu_temperature_celsius", **labels) == 64
+    assert data.value("infermeter_gpu_sm_clock_hertz", **labels) == 1.41e9
     # The first reading has no interval behind it yet.
-    assert value(data, "infermeter_gpu_busy_seconds_total", **labels) == 0
+    assert data.value("infermeter_gpu_busy_seconds_total", **labels) == 0
 
 
 def test_busy_seconds_integrate_a_known_utilization_schedule() -> None:
@@ -71,8 +72,8 @@ def test_busy_seconds_integrate_a_known_utilization_schedule() -> None:
     for offset, percent in schedule:
         clock.now = start + offset
         current["percent"] = percent
-        data = series(collector.sample().families)
-        busy.append(value(data, "infermeter_gpu_busy_seconds_total", gpu="0", uuid=UUID0))
+        data = Scrape(collector.sample().families)
+        busy.append(data.value("infermeter_gpu_busy_seconds_total", gpu="0", uuid=UUID0))
     # Each reading covers the interval that ended with it: 0.5*1 + 1*2 + 0.2*0.5 + 0*6.5 + 0.75*2.
     assert busy == pytest.approx([0.0, 0.5, 2.5, 2.6, 2.6, 4.1])
     # rate() over [1 s, 3 s] is the true average there: fully busy.
@@ -90,11 +91,11 @@ def test_a_failing_device_leaves_the_others_exported() -> None:
     sample = collector.sample()
     assert not sample.ok
     assert sample.error is not None and "gpu 1" in sample.error and "GPU is lost" in sample.error
-    data = series(sample.families)
-    assert value(data, "infermeter_gpu_utilization_ratio", gpu="0", uuid=UUID0) == pytest.approx(0.1)
-    assert value(data, "infermeter_gpu_utilization_ratio", gpu="1", uuid=UUID1) is None
+    data = Scrape(sample.families)
+    assert data.value("infermeter_gpu_utilization_ratio", gpu="0", uuid=UUID0) == pytest.approx(0.1)
+    assert data.value("infermeter_gpu_utilization_ratio", gpu="1", uuid=UUID1) is None
     # The inventory stays: the lost GPU is still known, only its readings are gone.
-    assert value(data, "infermeter_gpu_info", gpu="1", uuid=UUID1, name=lost.name, driver_version=nvml.driver) == 1
+    assert data.value("infermeter_gpu_info", gpu="1", uuid=UUID1, name=lost.name, driver_version=nvml.driver) == 1
 
 
 def test_unsupported_readings_are_left_out_without_failing() -> None:
@@ -107,10 +108,10 @@ def test_unsupported_readings_are_left_out_without_failing() -> None:
     clock.now += 2.0
     second = collector.sample()
     assert first.ok and second.ok
-    data = series(second.families)
-    assert value(data, "infermeter_gpu_sm_clock_hertz", gpu="0", uuid=UUID0) is None
+    data = Scrape(second.families)
+    assert data.value("infermeter_gpu_sm_clock_hertz", gpu="0", uuid=UUID0) is None
     # Without an energy counter (GPUs before Volta) energy is power integrated over time.
-    assert value(data, "infermeter_gpu_energy_joules_total", gpu="0", uuid=UUID0) == pytest.approx(500.0)
+    assert data.value("infermeter_gpu_energy_joules_total", gpu="0", uuid=UUID0) == pytest.approx(500.0)
     # A call NVML does not support on this GPU is not asked again every second.
     assert nvml.calls["nvmlDeviceGetClockInfo"] == 1
 
@@ -119,15 +120,15 @@ def test_upstream_gpu_memory_counts_only_the_upstream_tree() -> None:
     me = os.getpid()
     gpu = FakeGpu(uuid=UUID0, processes=[(me, 6 * 1024**3), (2**22 + 7, 9 * 1024**3), (me + 0, None)])
     locator = UpstreamProcessLocator("http://127.0.0.1:1", pid=me)
-    data = series(GpuCollector(nvml=FakeNvml([gpu]), locator=locator).sample().families)
-    assert value(data, "infermeter_upstream_gpu_memory_used_bytes", gpu="0", uuid=UUID0) == 6 * 1024**3
+    data = Scrape(GpuCollector(nvml=FakeNvml([gpu]), locator=locator).sample().families)
+    assert data.value("infermeter_upstream_gpu_memory_used_bytes", gpu="0", uuid=UUID0) == 6 * 1024**3
 
 
 def test_upstream_gpu_memory_is_absent_while_the_process_is_unknown() -> None:
     gpu = FakeGpu(uuid=UUID0, processes=[(os.getpid(), 1024)])
     locator = UpstreamProcessLocator("http://192.0.2.1:8000")  # TEST-NET: never this host
-    data = series(GpuCollector(nvml=FakeNvml([gpu]), locator=locator).sample().families)
-    assert "infermeter_upstream_gpu_memory_used_bytes" not in {name for name, _ in data}
+    data = Scrape(GpuCollector(nvml=FakeNvml([gpu]), locator=locator).sample().families)
+    assert "infermeter_upstream_gpu_memory_used_bytes" not in data.names()
 
 
 def test_init_failure_is_retried_after_the_retry_interval() -> None:
@@ -174,14 +175,14 @@ def test_real_pynvml_without_a_driver_fails_cleanly_and_logs_once(caplog: pytest
     )
     collectors.sampler.start()
     try:
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="system") == 1)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="system") == 1)
         time.sleep(0.3)  # several more reads of the failing collector
-        data = scrape(registry)
+        data = render(registry)
     finally:
         collectors.sampler.stop()
-    assert value(data, "infermeter_collector_success", collector="gpu") == 0
-    assert value(data, "infermeter_host_memory_total_bytes") is not None
-    assert not any(name.startswith("infermeter_gpu_") for name, _ in data)
+    assert data.value("infermeter_collector_success", collector="gpu") == 0
+    assert data.value("infermeter_host_memory_total_bytes") is not None
+    assert not any(name.startswith("infermeter_gpu_") for name in data.names())
     lines = [r.getMessage() for r in caplog.records if "collector gpu" in r.getMessage()]
     assert len(lines) == 1, lines
     assert "NVML unavailable" in lines[0] and "NVML Shared Library Not Found" in lines[0]

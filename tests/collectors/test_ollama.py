@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.collectors.base import Sample
-from proxy.collectors.ollama import OllamaCollector, http_fetch
+from proxy.collectors.ollama import OllamaCollector, HttpFetch
 from proxy.simulator import SimConfig, create_app
 from proxy.simulator.app import KEEP_ALIVE, MODEL_BYTES
+from tests.support.metrics import Scrape, scrape
 from tests.support.servers import ChildProcess, ThreadServer, free_port
+from tests.support.wait import poll
 
 MODEL = "infermeter-sim"
 
@@ -25,10 +25,6 @@ MODEL = "infermeter-sim"
 def sim() -> Iterator[ThreadServer]:
     with ThreadServer(create_app(SimConfig(ttft=0.0, tbt=0.0, output_tokens=2, gc_freeze=False))) as server:
         yield server
-
-
-def samples(sample: Sample) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for family in sample.families for s in family.samples}
 
 
 def chat(url: str, model: str = MODEL) -> None:
@@ -49,16 +45,16 @@ def test_simulator_answers_api_ps_like_ollama(sim: ThreadServer) -> None:
 
 
 def test_collector_reads_loaded_models_over_http(sim: ThreadServer) -> None:
-    collector = OllamaCollector(http_fetch(sim.url, timeout=2.0), refresh=0.0)
-    assert samples(collector.sample()) == {}, "no model loaded yet: no series"
+    collector = OllamaCollector(HttpFetch(sim.url, timeout=2.0), refresh=0.0)
+    assert not Scrape(collector.sample().families).samples, "no model loaded yet: no series"
     chat(sim.url)
     started = time.time()
-    values = samples(collector.sample())
-    model = (("model", MODEL),)
-    assert values[("infermeter_ollama_model_loaded", model)] == 1
-    assert values[("infermeter_ollama_model_memory_bytes", (("kind", "total"), ("model", MODEL)))] == MODEL_BYTES
-    assert values[("infermeter_ollama_model_memory_bytes", (("kind", "vram"), ("model", MODEL)))] == MODEL_BYTES
-    assert abs(values[("infermeter_ollama_model_expires_at_seconds", model)] - (started + KEEP_ALIVE)) < 2
+    values = Scrape(collector.sample().families)
+    assert values.value("infermeter_ollama_model_loaded", model=MODEL) == 1
+    assert values.value("infermeter_ollama_model_memory_bytes", kind="total", model=MODEL) == MODEL_BYTES
+    assert values.value("infermeter_ollama_model_memory_bytes", kind="vram", model=MODEL) == MODEL_BYTES
+    assert abs(values.get("infermeter_ollama_model_expires_at_seconds", model=MODEL) - (started + KEEP_ALIVE)) < 2
+    collector.close()
 
 
 class Scripted:
@@ -97,12 +93,12 @@ def test_reads_are_spaced_by_refresh_and_failures_raise() -> None:
     first = {"name": "llama3.2:1b", "size": 2_000, "size_vram": 1_500, "expires_at": "2024-06-04T14:38:31.837530123-07:00"}
     fetch = Scripted(ps(first), (500, {"error": "boom"}))
     collector = OllamaCollector(fetch, refresh=5.0, clock=lambda: now[0])
-    values = samples(collector.sample())
-    assert values[("infermeter_ollama_model_expires_at_seconds", (("model", "llama3.2:1b"),))] == pytest.approx(
+    values = Scrape(collector.sample().families)
+    assert values.value("infermeter_ollama_model_expires_at_seconds", model="llama3.2:1b") == pytest.approx(
         1717537111.83753)
-    assert values[("infermeter_ollama_model_memory_bytes", (("kind", "vram"), ("model", "llama3.2:1b")))] == 1500
+    assert values.value("infermeter_ollama_model_memory_bytes", kind="vram", model="llama3.2:1b") == 1500
     now[0] = 4.0
-    assert samples(collector.sample()) == values and fetch.reads == 1
+    assert Scrape(collector.sample().families).samples == values.samples and fetch.reads == 1
     now[0] = 5.0
     with pytest.raises(RuntimeError, match="500"):
         collector.sample()
@@ -110,16 +106,16 @@ def test_reads_are_spaced_by_refresh_and_failures_raise() -> None:
 
 def test_model_label_is_capped_like_max_models() -> None:
     models = [{"name": f"m{i}", "size": i} for i in range(4)] + [{"name": "m0", "size": 0}]
-    values = samples(OllamaCollector(Scripted(ps(*models)), max_models=2, refresh=0.0).sample())
-    loaded = sorted(dict(labels)["model"] for name, labels in values if name == "infermeter_ollama_model_loaded")
+    values = Scrape(OllamaCollector(Scripted(ps(*models)), max_models=2, refresh=0.0).sample().families)
+    loaded = sorted(labels["model"] for labels in values.series("infermeter_ollama_model_loaded"))
     assert loaded == ["m0", "m1", "other"]
 
 
 def test_zero_or_bad_expiry_is_left_out() -> None:
     fetch = Scripted(ps({"name": "a", "expires_at": "0001-01-01T00:00:00Z"}, {"name": "b", "expires_at": "soon"}))
-    values = samples(OllamaCollector(fetch, refresh=0.0).sample())
-    assert not any(name == "infermeter_ollama_model_expires_at_seconds" for name, _ in values)
-    assert values[("infermeter_ollama_model_loaded", (("model", "a"),))] == 1
+    values = Scrape(OllamaCollector(fetch, refresh=0.0).sample().families)
+    assert not values.has("infermeter_ollama_model_expires_at_seconds")
+    assert values.value("infermeter_ollama_model_loaded", model="a") == 1
 
 
 def test_proxy_exports_the_models_of_an_ollama_upstream(sim: ThreadServer) -> None:
@@ -128,12 +124,6 @@ def test_proxy_exports_the_models_of_an_ollama_upstream(sim: ThreadServer) -> No
             "--sample-interval", "0.1", "--probe-interval", "0.2", "--log-level", "warning"]
     with ChildProcess(args, port) as proxy:
         chat(proxy.url)  # through the proxy: the simulator loads its model
-        deadline = time.monotonic() + 10
-        found: dict[str, float] = {}
-        while time.monotonic() < deadline and "infermeter_ollama_model_loaded" not in found:
-            text = httpx.get(proxy.url + "/metrics", timeout=5).text
-            found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
-                     if s.labels.get("model") == MODEL or s.labels.get("collector") == "ollama"}
-            time.sleep(0.1)
-    assert found.get("infermeter_ollama_model_loaded") == 1
-    assert found.get("infermeter_collector_success") == 1
+        found = poll(lambda: scrape(proxy.url), lambda m: m.has("infermeter_ollama_model_loaded"), step=0.1)
+    assert found.value("infermeter_ollama_model_loaded", model=MODEL) == 1
+    assert found.value("infermeter_collector_success", collector="ollama") == 1

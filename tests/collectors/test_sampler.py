@@ -16,7 +16,8 @@ from proxy.collectors.registry import CachedCollector, StatusCollector
 from proxy.collectors.gpu import GpuCollector
 from proxy.collectors.sampler import Sampler
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
-from tests.collectors.helpers import scrape, value, wait_for
+from tests.support.metrics import render
+from tests.support.wait import eventually
 
 UUID = "GPU-abcdef01-2345-6789-abcd-ef0123456789"
 
@@ -68,24 +69,24 @@ def test_a_hung_nvml_call_does_not_stall_scrapes(fake_gpu: FakeGpu, caplog: pyte
     registry = register(sampler, gpu)
     sampler.start()
     try:
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="gpu") == 1)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="gpu") == 1)
         fake_gpu.temperature = 99
         fake_gpu.hang_in = "nvmlDeviceGetTemperature"
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="gpu") == 0)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="gpu") == 0)
         # Scrapes while the read hangs: each answers at once with the last good sample.
         for _ in range(5):
             started = time.perf_counter()
-            data = scrape(registry)
+            data = render(registry)
             assert time.perf_counter() - started < 1.0
-            assert value(data, "infermeter_gpu_temperature_celsius", gpu="0", uuid=UUID) == 50
-            assert value(data, "infermeter_gpu_utilization_ratio", gpu="0", uuid=UUID) == pytest.approx(0.4)
+            assert data.value("infermeter_gpu_temperature_celsius", gpu="0", uuid=UUID) == 50
+            assert data.value("infermeter_gpu_utilization_ratio", gpu="0", uuid=UUID) == pytest.approx(0.4)
             time.sleep(0.1)
-        duration = value(data, "infermeter_collector_duration_seconds", collector="gpu")
+        duration = data.value("infermeter_collector_duration_seconds", collector="gpu")
         assert duration is not None and duration > 0.3
         fake_gpu.hang_in = None
         fake_gpu.release.set()
-        assert wait_for(lambda: value(scrape(registry), "infermeter_gpu_temperature_celsius", gpu="0", uuid=UUID) == 99)
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="gpu") == 1)
+        assert eventually(lambda: render(registry).value("infermeter_gpu_temperature_celsius", gpu="0", uuid=UUID) == 99)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="gpu") == 1)
     finally:
         sampler.stop()
     messages = [r.getMessage() for r in caplog.records]
@@ -110,18 +111,18 @@ def test_a_failing_read_keeps_the_last_good_sample_and_logs_once(caplog: pytest.
     registry = register(sampler, collector)
     sampler.start()
     try:
-        assert wait_for(lambda: (value(scrape(registry), "test_reads") or 0) >= 2)
+        assert eventually(lambda: (render(registry).value("test_reads") or 0) >= 2)
         collector.fail = "source broke"
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="scripted") == 0)
-        kept = value(scrape(registry), "test_reads")
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="scripted") == 0)
+        kept = render(registry).value("test_reads")
         failed_reads = collector.reads
-        assert wait_for(lambda: collector.reads >= failed_reads + 5)
-        data = scrape(registry)
-        assert value(data, "test_reads") == kept
-        assert value(data, "infermeter_collector_success", collector="scripted") == 0
+        assert eventually(lambda: collector.reads >= failed_reads + 5)
+        data = render(registry)
+        assert data.value("test_reads") == kept
+        assert data.value("infermeter_collector_success", collector="scripted") == 0
         collector.fail = None
-        assert wait_for(lambda: value(scrape(registry), "infermeter_collector_success", collector="scripted") == 1)
-        assert (value(scrape(registry), "test_reads") or 0) > (kept or 0)
+        assert eventually(lambda: render(registry).value("infermeter_collector_success", collector="scripted") == 1)
+        assert (render(registry).value("test_reads") or 0) > (kept or 0)
     finally:
         sampler.stop()
     messages = [r.getMessage() for r in caplog.records]
@@ -135,10 +136,10 @@ def test_a_sample_too_old_is_no_longer_served() -> None:
     registry = register(sampler, collector)
     sampler.start()
     try:
-        assert wait_for(lambda: value(scrape(registry), "test_reads") is not None)
+        assert eventually(lambda: render(registry).value("test_reads") is not None)
         collector.block.clear()
-        assert wait_for(lambda: value(scrape(registry), "test_reads") is None, timeout=5)
-        assert value(scrape(registry), "infermeter_collector_success", collector="scripted") == 0
+        assert eventually(lambda: render(registry).value("test_reads") is None, timeout=5)
+        assert render(registry).value("infermeter_collector_success", collector="scripted") == 0
     finally:
         collector.block.set()
         sampler.stop()

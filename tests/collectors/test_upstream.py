@@ -12,13 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from proxy.collectors.upstream import UpstreamProbe
-from tests.collectors.helpers import (
-    Series,
-    Upstream,
-    scrape,
-    value,
-)
-from tests.support.servers import free_port
+from tests.collectors.helpers import Upstream
+from tests.support.metrics import Scrape, render
 
 INTERVAL = 0.5
 
@@ -56,28 +51,28 @@ def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
         probe = UpstreamProbe(upstream.url, interval=INTERVAL, timeout=1.0)
         registry = probe_registry(probe)
 
-        def data() -> Series:
-            return scrape(registry)
+        def data() -> Scrape:
+            return render(registry)
 
         await probe.start()
         try:
             await until(probe.ready, timeout=5)
             assert probe.path == "/health"
-            assert value(data(), "infermeter_upstream_up") == 1
+            assert data().value("infermeter_upstream_up") == 1
             await asyncio.sleep(3 * INTERVAL)
-            uptime_before = value(data(), "infermeter_upstream_uptime_seconds")
+            uptime_before = data().value("infermeter_upstream_uptime_seconds")
             assert uptime_before is not None and uptime_before >= 2 * INTERVAL
 
             await in_thread(upstream.kill)
-            took = await until(lambda: value(data(), "infermeter_upstream_up") == 0, timeout=2 * INTERVAL)
+            took = await until(lambda: data().value("infermeter_upstream_up") == 0, timeout=2 * INTERVAL)
             assert not probe.ready()
-            assert value(data(), "infermeter_upstream_uptime_seconds") == 0
+            assert data().value("infermeter_upstream_uptime_seconds") == 0
             await asyncio.sleep(2 * INTERVAL)  # several failed probes, still one "down" line
 
             await in_thread(upstream.start)
             restarted = time.monotonic()
             await until(probe.ready, timeout=2 * INTERVAL + 0.5)
-            uptime = value(data(), "infermeter_upstream_uptime_seconds")
+            uptime = data().value("infermeter_upstream_uptime_seconds")
             assert uptime is not None and uptime <= time.monotonic() - restarted + 0.05
             await asyncio.sleep(2 * INTERVAL)
             final = data()
@@ -85,10 +80,10 @@ def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
             await probe.stop()
             await in_thread(upstream.kill)
         assert took <= 2 * INTERVAL
-        assert (value(final, "infermeter_upstream_probes_total", result="failure") or 0) >= 2
-        assert (value(final, "infermeter_upstream_probes_total", result="success") or 0) >= 6
-        count = value(final, "infermeter_upstream_probe_duration_seconds_count")
-        assert count == sum(value(final, "infermeter_upstream_probes_total", result=r) or 0 for r in ("success", "failure"))
+        assert (final.value("infermeter_upstream_probes_total", result="failure") or 0) >= 2
+        assert (final.value("infermeter_upstream_probes_total", result="success") or 0) >= 6
+        count = final.value("infermeter_upstream_probe_duration_seconds_count")
+        assert count == sum(final.value("infermeter_upstream_probes_total", result=r) or 0 for r in ("success", "failure"))
 
     run(scenario)
     lines = [r.getMessage() for r in caplog.records if r.name == "infermeter.collectors"]
@@ -103,10 +98,10 @@ def test_kill_and_restart(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_probe_paths_are_under_the_upstream_base_path() -> None:
-    upstream = Upstream(args=("--ok-paths", "/base/v1/models"))
+    upstream = Upstream(args=("--ok-paths", "/base/v1/models"), ready_path="/base/v1/models")
 
     async def scenario() -> None:
-        await in_thread(lambda: upstream.start(ready_path="/base/v1/models"))
+        await in_thread(upstream.start)
         probe = UpstreamProbe(upstream.url + "/base/", interval=0.2, timeout=1.0)
         await probe.start()
         try:
@@ -120,7 +115,7 @@ def test_probe_paths_are_under_the_upstream_base_path() -> None:
 
 
 def test_discovers_the_first_path_that_answers_and_waits_for_one() -> None:
-    upstream = Upstream(args=("--ok-paths", "/api/tags,/"))
+    upstream = Upstream(args=("--ok-paths", "/api/tags,/"), ready_path="/api/tags")
 
     async def scenario() -> None:
         probe = UpstreamProbe(upstream.url, interval=0.2, timeout=1.0)
@@ -128,7 +123,7 @@ def test_discovers_the_first_path_that_answers_and_waits_for_one() -> None:
         try:
             await asyncio.sleep(0.5)  # nothing listens yet: down, no path chosen
             assert not probe.ready() and probe.path is None
-            await in_thread(lambda: upstream.start(ready_path="/api/tags"))
+            await in_thread(upstream.start)
             await until(probe.ready, timeout=3)
             assert probe.path == "/api/tags"
         finally:
@@ -148,7 +143,7 @@ def test_a_non_2xx_answer_is_down_and_a_given_path_is_kept() -> None:
         try:
             await asyncio.sleep(0.5)
             assert not probe.ready() and probe.path == "/v1/models"
-            assert (value(scrape(probe_registry(probe)), "infermeter_upstream_probes_total", result="failure") or 0) >= 2
+            assert (render(probe_registry(probe)).value("infermeter_upstream_probes_total", result="failure") or 0) >= 2
         finally:
             await probe.stop()
             await in_thread(upstream.kill)
@@ -161,21 +156,24 @@ def test_a_probe_that_gets_no_answer_fails_after_its_timeout() -> None:
 
     async def scenario() -> None:
         async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await asyncio.sleep(30)
+            try:
+                await asyncio.sleep(30)
+            finally:  # cancelled when the scenario ends: close the accepted socket, not the GC
+                writer.close()
 
-        server = await asyncio.start_server(silent, "127.0.0.1", free_port())
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         probe = UpstreamProbe(f"http://127.0.0.1:{port}", interval=0.2, timeout=0.3, path="/health")
         await probe.start()
         try:
-            await until(lambda: (value(scrape(probe_registry(probe)), "infermeter_upstream_probes_total", result="failure") or 0) >= 1, timeout=3)
-            data = scrape(probe_registry(probe))
-            assert value(data, "infermeter_upstream_up") == 0
+            await until(lambda: (render(probe_registry(probe)).value("infermeter_upstream_probes_total", result="failure") or 0) >= 1, timeout=3)
+            data = render(probe_registry(probe))
+            assert data.value("infermeter_upstream_up") == 0
             # Each probe waited its timeout, no longer: all land in the 0.5 s bucket.
-            count = value(data, "infermeter_upstream_probe_duration_seconds_count")
+            count = data.value("infermeter_upstream_probe_duration_seconds_count")
             assert count is not None and count >= 1
-            assert value(data, "infermeter_upstream_probe_duration_seconds_bucket", le="0.25") == 0
-            assert value(data, "infermeter_upstream_probe_duration_seconds_bucket", le="0.5") == count
+            assert data.value("infermeter_upstream_probe_duration_seconds_bucket", le="0.25") == 0
+            assert data.value("infermeter_upstream_probe_duration_seconds_bucket", le="0.5") == count
         finally:
             await probe.stop()
             server.close()

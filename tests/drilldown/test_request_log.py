@@ -25,7 +25,7 @@ FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoi
 
 
 def _lines(proxy: ThreadServer, path: Path) -> list[dict[str, Any]]:
-    proxy.app.drilldown.close()  # type: ignore[attr-defined]  # flush, as shutdown does
+    proxy.app.drilldown.close()  # flush, as shutdown does
     text = path.read_text()
     assert text.endswith("\n")
     return [json.loads(line) for line in text.splitlines()]
@@ -105,7 +105,7 @@ def test_a_writer_that_cannot_keep_up_drops_and_counts(tmp_path: Path, upstream:
     try:
         proxy = start_proxy(upstream.url, request_log=str(fifo), request_log_queue=8)
         # Fill the pipe's buffer (64 KiB on Linux) so the writer is stuck in write().
-        _fill(proxy.app.drilldown.request_log.fd)  # type: ignore[attr-defined]
+        _fill(proxy.app.drilldown.request_log.fd)
         body = {"model": "m", "messages": [], "stream": True}
         n = 40
         with httpx.Client() as client:

@@ -27,7 +27,7 @@ def _client(proxy: ThreadServer, **headers: str) -> openai.OpenAI:
 
 def _close(proxy: ThreadServer) -> None:
     """Flush the proxy's spans now (what its shutdown does)."""
-    proxy.app.drilldown.close()  # type: ignore[attr-defined]
+    proxy.app.drilldown.close()
 
 
 def test_openai_sdk_spans_continue_the_client_trace(tracing_env: OtlpReceiver, upstream: ThreadServer,

@@ -8,11 +8,8 @@ from typing import Any
 
 import pytest
 
-from proxy.app import create_app
-from proxy.config import Settings
-from proxy.server import hot_path_options
 from tests.faults.probes import LoopProbe, Relayed
-from tests.support.servers import ThreadServer
+from tests.support.servers import proxy_server, sidecar
 
 
 @pytest.fixture
@@ -20,12 +17,10 @@ def relay(servers: ExitStack) -> Callable[..., Relayed]:
     """``relay(upstream_url, **Settings fields)``: infermeter in a thread, collectors off."""
 
     def start(upstream: str, server_options: dict[str, Any] | None = None, **settings: Any) -> Relayed:
-        settings.setdefault("collectors", ())
-        sidecar = create_app(Settings(upstream=upstream, port=0, **settings))
-        probe = LoopProbe(sidecar)
-        server = servers.enter_context(ThreadServer(probe, **{**hot_path_options(sidecar.settings.head_limits),
-                                                               **(server_options or {})}))
-        return Relayed(server, sidecar, probe)
+        app = sidecar(upstream, **settings)
+        probe = LoopProbe(app)
+        server = servers.enter_context(proxy_server(app, probe, **(server_options or {})))
+        return Relayed(server, app, probe)
 
     return start
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import psutil
 from proxy.app import Sidecar
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
+from tests.support.wait import eventually
 
 
 class LoopProbe:
@@ -58,16 +58,6 @@ def relay_sockets(relay_port: int, upstream_port: int | None) -> list[str]:
         if inbound or outbound:
             out.append(f"{c.laddr} -> {c.raddr} {c.status}")
     return out
-
-
-def eventually(check: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
 
 
 @dataclass

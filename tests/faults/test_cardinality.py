@@ -59,7 +59,7 @@ def test_ten_thousand_models_and_random_paths_stay_bounded() -> None:
     assert statuses.count(200) == NAMES and statuses.count(404) == PATHS
     # "unknown" (requests that name no model, here the unparsed "other" endpoint) is one
     # fixed value; every value that came from a client is among the first MAX_MODELS or "other".
-    models = {labels["model"] for name, labels, _ in m.samples if "model" in labels} - {"unknown"}
+    models = {labels["model"] for name in m.names() for labels in m.series(name) if "model" in labels} - {"unknown"}
     assert len(models) == MAX_MODELS + 1
     assert "other" in models
     assert m.get("infermeter_requests_total", endpoint="chat_completions", code="200") == NAMES
@@ -67,5 +67,5 @@ def test_ten_thousand_models_and_random_paths_stay_bounded() -> None:
     # Paths, query strings and the names past the cap never become label values.
     assert "secret-path" not in m.text and "user=" not in m.text
     assert "tenant-model-09999" not in m.text and "path-model" not in m.text
-    series = sum(1 for name, _, _ in m.samples if name == "infermeter_requests_total")
+    series = len(m.series("infermeter_requests_total"))
     assert series <= MAX_MODELS + 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -10,7 +9,8 @@ import httpx
 import orjson
 import pytest
 
-from tests.faults.probes import Relayed, eventually
+from tests.faults.probes import Relayed
+from tests.support.wait import eventually
 from tests.faults.rawclient import chat_request, connect, exchange, read_at_least, read_response, read_until_closed, status_of
 from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape

@@ -9,7 +9,8 @@ import pytest
 
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
-from tests.faults.probes import eventually, open_fds
+from tests.faults.probes import open_fds
+from tests.support.wait import eventually
 from tests.support.metrics import scrape
 from tests.support.servers import ChildProcess, ThreadServer, free_port
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import orjson
 
-from tests.faults.probes import Relayed, eventually
+from tests.faults.probes import Relayed
+from tests.support.wait import eventually
 from tests.faults.rawclient import CHAT, chat_request, connect, exchange, read_until_closed, status_of
 from tests.faults.upstreams import RawUpstream
 from tests.support.metrics import scrape

@@ -6,21 +6,18 @@ Each test runs on both upstream clients (the native transport and the httpx fall
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from proxy.children import stop, wait_http_ok
 from tests.faults.probes import Relayed
 from tests.faults.rawclient import CHAT, chat_request, connect, read_response, status_of
 from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
-from tests.support.servers import free_port
+from tests.support.servers import ChildProcess
 
 StartRelay = Callable[..., Relayed]
 
@@ -144,7 +141,7 @@ def test_switching_protocols_is_a_502(relay: StartRelay, upstream_client: str) -
         assert httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10).status_code == 502
 
 
-def test_no_header_value_from_either_side_is_logged_at_debug(upstream_client: str, tmp_path: object) -> None:
+def test_no_header_value_from_either_side_is_logged_at_debug(upstream_client: str, tmp_path: Path) -> None:
     """The real CLI at --log-level debug: what it configures is what users get."""
     secrets = {"request": b"Bearer REQ-SECRET-41ab", "cookie": b"session=RESP-COOKIE-93cd", "token": b"RESP-TOKEN-77ef"}
 
@@ -154,21 +151,14 @@ def test_no_header_value_from_either_side_is_logged_at_debug(upstream_client: st
                   + b"\r\nx-upstream-token: " + secrets["token"] + b"\r\ncontent-length: 2\r\n\r\nok")
 
     with RawUpstream(answer, answer) as up:
-        port = free_port()
-        log_path = os.path.join(str(tmp_path), "proxy.log")
-        with open(log_path, "wb") as log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--upstream", up.url, "--port", str(port),
-                                     "--collectors", "none", "--log-level", "debug", "--upstream-client", upstream_client],
-                                    stdout=log_file, stderr=subprocess.STDOUT)
-            try:
-                wait_http_ok(f"http://127.0.0.1:{port}/healthz", proc=proc)
-                for _ in range(2):
-                    response = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT, timeout=10,
-                                          headers={"Authorization": secrets["request"].decode()})
-                    assert response.status_code == 200 and response.headers["x-upstream-token"] == "RESP-TOKEN-77ef"
-            finally:
-                stop(proc)
-        logs = open(log_path, "rb").read()
+        log_path = tmp_path / "proxy.log"
+        with ChildProcess(["serve", "--upstream", up.url, "--port", "{port}", "--collectors", "none",
+                           "--log-level", "debug", "--upstream-client", upstream_client], log=log_path) as proxy:
+            for _ in range(2):
+                response = httpx.post(proxy.url + "/v1/chat/completions", json=CHAT, timeout=10,
+                                      headers={"Authorization": secrets["request"].decode()})
+                assert response.status_code == 200 and response.headers["x-upstream-token"] == "RESP-TOKEN-77ef"
+        logs = log_path.read_bytes()
     assert b"infermeter relaying" in logs  # the capture saw the proxy
     for value in secrets.values():
         assert value not in logs

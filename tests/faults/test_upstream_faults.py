@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 
@@ -18,8 +16,8 @@ import orjson
 import psutil
 import pytest
 
-from proxy.children import wait_http_ok
-from tests.faults.probes import Relayed, eventually
+from tests.faults.probes import Relayed
+from tests.support.wait import eventually
 from tests.faults.rawclient import (
     CHAT,
     chat_request,
@@ -29,7 +27,7 @@ from tests.faults.rawclient import (
 )
 from tests.faults.upstreams import DONE, EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
-from tests.support.servers import free_port
+from tests.support.servers import ChildProcess, free_port
 
 StartRelay = Callable[..., Relayed]
 
@@ -283,11 +281,9 @@ def test_endless_line_is_not_buffered_and_stops_when_client_leaves(relay: StartR
 # -- the upstream goes away and comes back -------------------------------------------------
 
 
-def _simulator(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "proxy", "simulate", "--port", str(port), "--log-level", "warning",
-                             "--ttft", "0.01", "--tbt", "0.02", "--output-tokens", "400"])
-    wait_http_ok(f"http://127.0.0.1:{port}/health", proc=proc)
-    return proc
+def _simulator() -> ChildProcess:
+    return ChildProcess(["simulate", "--port", "{port}", "--log-level", "warning",
+                         "--ttft", "0.01", "--tbt", "0.02", "--output-tokens", "400"], ready_path="/health")
 
 
 @pytest.mark.parametrize("upstream_client", [
@@ -297,8 +293,8 @@ def _simulator(port: int) -> subprocess.Popen[bytes]:
         "looks at the pool: until the next request the socket sits in CLOSE_WAIT"))),
 ])
 def test_upstream_restart_with_streams_open(relay: StartRelay, upstream_client: str) -> None:
-    port = free_port()
-    sim = _simulator(port)
+    sim = _simulator().start()
+    port = sim.port
     socks: list[socket.socket] = []
     try:
         r = relay(f"http://127.0.0.1:{port}", upstream_client=upstream_client)
@@ -312,13 +308,12 @@ def test_upstream_restart_with_streams_open(relay: StartRelay, upstream_client: 
         firsts = [read_at_least(sock, 300) for sock in socks]
         assert all(f.startswith(b"HTTP/1.1 200") for f in firsts)
         sim.kill()
-        sim.wait()
         for first, sock in zip(firsts, socks):
             rest, closed = read_until_closed(sock, 5)
             assert closed
             assert b"[DONE]" not in first + rest
         assert eventually(lambda: outcome(r, code="200", outcome="upstream_error") == 5)
-        sim = _simulator(port)
+        sim.start()
         # The stale pooled connection is retried, not reported as a failure.
         resp = httpx.post(r.url + "/v1/chat/completions", json={**CHAT, "stream": False, "max_tokens": 2}, timeout=10)
         assert resp.status_code == 200
@@ -327,5 +322,4 @@ def test_upstream_restart_with_streams_open(relay: StartRelay, upstream_client: 
         for sock in socks:
             sock.close()
         sim.kill()
-        sim.wait()
     r.assert_clean(base, port)

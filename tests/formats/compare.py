@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.formats.conftest import Route
-from tests.formats.expect import Delta, measured, scrub
+from tests.formats.expect import scrub
+from tests.support.metrics import Delta, measured
 
 
 def through(route: Route, call: Callable[[str], Any]) -> tuple[Any, Delta]:

@@ -8,21 +8,17 @@ costs ~0.3 s, and every test reads its metrics as the change its own calls made
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
 
-from proxy.app import create_app
-from proxy.config import Settings
-from proxy.server import hot_path_options
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
 from tests.formats.expect import SCHEDULE
 from tests.formats.scripted import SSE, ScriptedUpstream, Step
-from tests.support.servers import ThreadServer
+from tests.support.servers import ThreadServer, proxy_server, sidecar
 
 
 @dataclass(frozen=True)
@@ -57,11 +53,7 @@ class Stage:
 
 
 def _serve(stack: ExitStack, upstream: ThreadServer) -> Route:
-    # As tests/conftest.py's start_proxy: no collectors, the transport the suite runs with.
-    settings = Settings(upstream=upstream.url, port=0, collectors=(),
-                        upstream_client=os.environ.get("INFERMETER_TEST_UPSTREAM_CLIENT", "native"))
-    proxy = stack.enter_context(ThreadServer(create_app(settings), **hot_path_options(settings.head_limits)))
-    return Route(upstream, proxy)
+    return Route(upstream, stack.enter_context(proxy_server(sidecar(upstream.url))))
 
 
 @pytest.fixture(scope="package")

@@ -8,12 +8,9 @@ wide enough for a loaded 2-core machine and narrow enough to catch a wrong defin
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from tests.support.metrics import Scrape, scrape
-
-T = TypeVar("T")
+from tests.support.metrics import Delta
 
 TTFT = 0.05
 TBT = 0.01
@@ -34,24 +31,6 @@ def scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [scrub(v) for v in value]
     return value
-
-
-class Delta:
-    """The change in the proxy's metrics across some calls (other calls may precede them)."""
-
-    def __init__(self, before: Scrape, after: Scrape) -> None:
-        self.before = before
-        self.after = after
-
-    def get(self, name: str, **labels: str) -> float:
-        return self.after.get(name, **labels) - self.before.get(name, **labels)
-
-
-def measured(proxy_url: str, action: Callable[[], T]) -> tuple[T, Delta]:
-    """Run ``action`` and return its result with the metrics it added."""
-    before = scrape(proxy_url)
-    result = action()
-    return result, Delta(before, scrape(proxy_url))
 
 
 def check_counts(d: Delta, endpoint: str, model: str, *, inputs: int | None, outputs: int, reason: str | None,

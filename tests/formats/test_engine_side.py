@@ -23,7 +23,8 @@ import pytest
 from proxy.simulator.app import create_app as create_simulator
 from proxy.simulator.config import SimConfig
 from tests.formats.conftest import Route, Stage, _serve
-from tests.formats.expect import SCHEDULE, SLACK, TBT, TTFT, Delta, check_counts, measured
+from tests.formats.expect import SCHEDULE, SLACK, TBT, TTFT, check_counts
+from tests.support.metrics import Delta, measured
 from tests.formats.scripted import Step
 from tests.support.servers import ThreadServer
 

@@ -13,15 +13,8 @@ from anthropic.types import MessageParam
 
 from tests.formats import streams
 from tests.formats.conftest import Route, Stage
-from tests.formats.expect import (
-    TBT,
-    TTFT,
-    Delta,
-    check_counts,
-    check_stream,
-    check_stream_timing,
-    measured,
-)
+from tests.formats.expect import TBT, TTFT, check_counts, check_stream, check_stream_timing
+from tests.support.metrics import Delta, measured
 from tests.formats.scripted import NDJSON, SSE, Step, paced
 from tests.formats.streams import MESSAGE_START, OVERLOADED, PING, named, text
 

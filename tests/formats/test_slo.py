@@ -8,7 +8,8 @@ import openai
 from openai.types.chat import ChatCompletionMessageParam
 
 from tests.formats.conftest import Route
-from tests.formats.expect import SCHEDULE, measured
+from tests.formats.expect import SCHEDULE
+from tests.support.metrics import measured
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
 

@@ -147,7 +147,7 @@ def test_client_disconnect_closes_upstream_promptly(start_simulator: Callable[..
                                                    start_proxy: Callable[..., ThreadServer]) -> None:
     sim = start_simulator(ttft=0.01, tbt=0.05, output_tokens=400)
     proxy = start_proxy(sim.url)
-    stats = sim.app.stats  # type: ignore[attr-defined]
+    stats = sim.app.stats
     with httpx.stream("POST", proxy.url + "/v1/chat/completions", json={**CHAT, "max_tokens": 400}, timeout=10) as r:
         it = r.iter_raw()
         for _ in range(3):

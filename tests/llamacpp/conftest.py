@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from proxy.children import wait_http_ok
-from tests.support.servers import ChildProcess, free_port
+from tests.support.servers import ChildProcess, ChildServer
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "llama-server.sh"
@@ -88,52 +85,19 @@ def llama_paths() -> LlamaPaths:
     return found
 
 
-class LlamaServer:
-    """One llama-server process on a free loopback port, stopped by its pid."""
+class LlamaServer(ChildServer):
+    """One llama-server process on a free loopback port, its log in ``log``."""
 
-    def __init__(self, paths: LlamaPaths, log_path: Path, parallel: int = 2) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self.args = [
+    def __init__(self, paths: LlamaPaths, log: Path, parallel: int = 2) -> None:
+        super().__init__([
             str(paths.binary), "-m", str(paths.model), "--alias", MODEL_ALIAS,
-            "--host", "127.0.0.1", "--port", str(self.port),
+            "--host", "127.0.0.1", "--port", "{port}",
             "-c", "4096", "-np", str(parallel), "-t", str(THREADS), "--metrics", "--no-webui",
-        ]  # fmt: skip
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LlamaServer:
-        # Its log goes to a file: a pipe nobody reads would fill and stall the server.
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            wait_http_ok(self.url + "/health", timeout=60.0, proc=self.proc)
-        except RuntimeError as exc:
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{exc}\n--- llama-server log tail ---\n{tail}") from exc
-        return self
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        ], ready_path="/health", log=log, ready_timeout=60.0)  # fmt: skip
 
 
 def _proxy(upstream: str, *flags: str) -> ChildProcess:
-    port = free_port()
-    return ChildProcess(["serve", "--upstream", upstream, "--port", str(port), *flags], port)
+    return ChildProcess(["serve", "--upstream", upstream, "--port", "{port}", *flags])
 
 
 @pytest.fixture(scope="package")

@@ -8,8 +8,7 @@ at least one waiting, labelled engine="llamacpp".
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,19 +36,10 @@ def prometheus(llama_server_np1: LlamaServer, proxy_np1: ChildProcess, tmp_path:
         yield running
 
 
-def poll(prometheus: Prometheus, expr: str, ok: Callable[[list[float]], bool], timeout: float) -> list[float]:
-    deadline = time.monotonic() + timeout
-    while True:
-        values = prometheus.query(expr)
-        if ok(values) or time.monotonic() > deadline:
-            return values
-        time.sleep(0.2)
-
-
 def test_queue_and_running_of_a_single_slot_server(prometheus: Prometheus, proxy_np1: ChildProcess) -> None:
     selector = f'{{engine="llamacpp",job="{ENGINE_JOB}"}}'
     # Idle first: nothing runs or waits.
-    assert poll(prometheus, f"engine:requests_waiting{selector}", lambda v: v == [0.0], 10) == [0.0]
+    assert prometheus.wait(f"engine:requests_waiting{selector}", lambda v: v == [0.0], 10) == [0.0]
     assert prometheus.query(f"engine:requests_running{selector}") == [0.0]
 
     results: list[StreamResult] = []
@@ -65,7 +55,7 @@ def test_queue_and_running_of_a_single_slot_server(prometheus: Prometheus, proxy
     for thread in threads:
         thread.start()
     try:
-        waiting = poll(prometheus, f"engine:requests_waiting{selector}", lambda v: bool(v) and v[0] >= 1, 20)
+        waiting = prometheus.wait(f"engine:requests_waiting{selector}", lambda v: bool(v) and v[0] >= 1, 20)
         running = prometheus.query(f"engine:requests_running{selector}")
         # The proxy, scraped by the same Prometheus, relays both at once.
         in_flight = prometheus.query('sum(infermeter_requests_in_flight{job="infermeter"})')
@@ -78,5 +68,5 @@ def test_queue_and_running_of_a_single_slot_server(prometheus: Prometheus, proxy
     assert running == [1.0], running
     assert in_flight == [2.0], in_flight
     # Both done: the queue drains.
-    assert poll(prometheus, f"engine:requests_waiting{selector}", lambda v: v == [0.0], 15) == [0.0]
-    assert poll(prometheus, f"engine:requests_running{selector}", lambda v: v == [0.0], 15) == [0.0]
+    assert prometheus.wait(f"engine:requests_waiting{selector}", lambda v: v == [0.0], 15) == [0.0]
+    assert prometheus.wait(f"engine:requests_running{selector}", lambda v: v == [0.0], 15) == [0.0]

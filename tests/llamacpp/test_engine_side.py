@@ -20,7 +20,7 @@ from tests.support.servers import ChildProcess
 
 from .client import stream
 from .conftest import MODEL_ALIAS, LlamaServer
-from .scrape import Delta, after_requests, scrape
+from tests.support.metrics import Delta, after_requests, scrape
 
 pytestmark = pytest.mark.llamacpp
 
@@ -37,15 +37,15 @@ def _prompt() -> str:
 
 def _check(delta: Delta, endpoint: str, cached: int, timings: dict[str, Any]) -> None:
     labels = {"endpoint": endpoint, "model": MODEL_ALIAS}
-    assert delta.value("infermeter_cached_input_tokens_total", **labels) == cached
+    assert delta.get("infermeter_cached_input_tokens_total", **labels) == cached
     for phase, ms in (("prefill", timings["prompt_ms"]), ("decode", timings["predicted_ms"])):
-        assert delta.value("infermeter_upstream_phase_seconds_count", **labels, phase=phase) == 1
-        observed = delta.value("infermeter_upstream_phase_seconds_sum", **labels, phase=phase)
+        assert delta.get("infermeter_upstream_phase_seconds_count", **labels, phase=phase) == 1
+        observed = delta.get("infermeter_upstream_phase_seconds_sum", **labels, phase=phase)
         assert observed == pytest.approx(ms / 1e3, abs=1e-6, rel=0), phase
     # llama-server reports neither a queue nor a load phase, and no reasoning for this model.
     for phase in ("queue", "load"):
-        assert delta.value("infermeter_upstream_phase_seconds_count", **labels, phase=phase) == 0
-    assert delta.value("infermeter_reasoning_output_tokens_total", **labels) == 0
+        assert delta.get("infermeter_upstream_phase_seconds_count", **labels, phase=phase) == 0
+    assert delta.get("infermeter_reasoning_output_tokens_total", **labels) == 0
 
 
 def _twice(proxy: ChildProcess, send: Any) -> list[tuple[int, dict[str, Any], Delta]]:

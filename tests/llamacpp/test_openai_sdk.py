@@ -10,7 +10,7 @@ from tests.support.servers import ChildProcess
 
 from .client import CHAT_MESSAGES, COMPLETION_PROMPT
 from .conftest import MODEL_ALIAS, LlamaServer
-from .scrape import after_requests, scrape
+from tests.support.metrics import after_requests, scrape
 
 pytestmark = pytest.mark.llamacpp
 
@@ -86,7 +86,7 @@ def test_content_through_proxy_equals_direct(
 
     assert len(direct.split()) >= 5, f"the model said too little to compare: {direct!r}"
     assert proxied == direct
-    recorded = (after - before).value(
+    recorded = (after - before).get(
         "infermeter_requests_total", endpoint=endpoint, model=MODEL_ALIAS, code="200", outcome="completed"
     )
     assert recorded == 1, [

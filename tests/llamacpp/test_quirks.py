@@ -14,7 +14,7 @@ from tests.support.servers import ChildProcess
 
 from .client import chat_body, completion_body, stream, text_of
 from .conftest import MODEL_ALIAS
-from .scrape import after_requests, scrape
+from tests.support.metrics import after_requests, scrape
 
 pytestmark = pytest.mark.llamacpp
 
@@ -30,9 +30,9 @@ def test_role_only_first_chunk_is_not_a_token(proxy: ChildProcess) -> None:
     assert tokens >= 2
     # One gap between each pair of token events: a role-only chunk counted as a token
     # would add one gap (and move TTFT earlier).
-    gaps = delta.value("infermeter_time_between_tokens_seconds_count", endpoint="chat_completions", model=MODEL_ALIAS)
+    gaps = delta.get("infermeter_time_between_tokens_seconds_count", endpoint="chat_completions", model=MODEL_ALIAS)
     assert gaps == tokens - 1
-    assert delta.value("infermeter_time_to_first_token_seconds_count", endpoint="chat_completions") == 1
+    assert delta.get("infermeter_time_to_first_token_seconds_count", endpoint="chat_completions") == 1
 
 
 def test_completions_usage_in_finish_chunk_is_used(proxy: ChildProcess) -> None:
@@ -45,11 +45,11 @@ def test_completions_usage_in_finish_chunk_is_used(proxy: ChildProcess) -> None:
     finish = with_usage[0]
     assert finish["choices"] and finish["choices"][0]["finish_reason"] == "length"
     usage = finish["usage"]
-    out = delta.value("infermeter_tokens_total", endpoint="completions", model=MODEL_ALIAS, type="output")
-    inp = delta.value("infermeter_tokens_total", endpoint="completions", model=MODEL_ALIAS, type="input")
+    out = delta.get("infermeter_tokens_total", endpoint="completions", model=MODEL_ALIAS, type="output")
+    inp = delta.get("infermeter_tokens_total", endpoint="completions", model=MODEL_ALIAS, type="input")
     assert (out, inp) == (usage["completion_tokens"], usage["prompt_tokens"])
-    assert delta.value("infermeter_token_counts_estimated_total", endpoint="completions") == 0
-    assert delta.value("infermeter_finish_reasons_total", endpoint="completions", reason="length") == 1
+    assert delta.get("infermeter_token_counts_estimated_total", endpoint="completions") == 0
+    assert delta.get("infermeter_finish_reasons_total", endpoint="completions", reason="length") == 1
 
 
 @pytest.mark.parametrize("endpoint", ["chat_completions", "completions"])
@@ -65,5 +65,5 @@ def test_timings_object_is_relayed_without_parse_errors(proxy: ChildProcess, end
     assert timings is not None and {"prompt_ms", "predicted_ms", "predicted_n"} <= timings.keys()
     assert timings["predicted_n"] == sum(1 for c in result.chunks if text_of(c))
     assert result.done
-    assert delta.value("infermeter_stream_parse_errors_total", endpoint=endpoint) == 0
-    assert delta.value("infermeter_requests_total", endpoint=endpoint, code="200", outcome="completed") == 1
+    assert delta.get("infermeter_stream_parse_errors_total", endpoint=endpoint) == 0
+    assert delta.get("infermeter_requests_total", endpoint=endpoint, code="200", outcome="completed") == 1

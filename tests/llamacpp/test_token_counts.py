@@ -11,7 +11,7 @@ from tests.support.servers import ChildProcess
 
 from .client import chat_body, completion_body, stream, text_of
 from .conftest import MODEL_ALIAS, LlamaServer
-from .scrape import after_requests, scrape
+from tests.support.metrics import after_requests, scrape
 
 pytestmark = pytest.mark.llamacpp
 
@@ -40,11 +40,11 @@ def test_exact_counts_equal_usage_and_server_counters(
     server_delta = scrape(llama_server.url) - server_before
 
     assert usage is not None and usage["completion_tokens"] > 0
-    out = proxy_delta.value("infermeter_tokens_total", endpoint=endpoint, model=MODEL_ALIAS, type="output")
-    inp = proxy_delta.value("infermeter_tokens_total", endpoint=endpoint, model=MODEL_ALIAS, type="input")
-    assert out == usage["completion_tokens"] == server_delta.value("llamacpp:tokens_predicted_total")
-    assert inp == usage["prompt_tokens"] == server_delta.value("llamacpp:prompt_tokens_total")
-    assert proxy_delta.value("infermeter_token_counts_estimated_total", endpoint=endpoint) == 0
+    out = proxy_delta.get("infermeter_tokens_total", endpoint=endpoint, model=MODEL_ALIAS, type="output")
+    inp = proxy_delta.get("infermeter_tokens_total", endpoint=endpoint, model=MODEL_ALIAS, type="input")
+    assert out == usage["completion_tokens"] == server_delta.get("llamacpp:tokens_predicted_total")
+    assert inp == usage["prompt_tokens"] == server_delta.get("llamacpp:prompt_tokens_total")
+    assert proxy_delta.get("infermeter_token_counts_estimated_total", endpoint=endpoint) == 0
 
 
 def test_chat_stream_without_usage_counts_one_token_per_chunk(llama_server: LlamaServer, proxy: ChildProcess) -> None:
@@ -56,8 +56,8 @@ def test_chat_stream_without_usage_counts_one_token_per_chunk(llama_server: Llam
 
     assert result.usage is None, "this llama-server sends usage in chat streams unasked; the test premise is gone"
     token_chunks = sum(1 for c in result.chunks if text_of(c))
-    predicted = server_delta.value("llamacpp:tokens_predicted_total")
+    predicted = server_delta.get("llamacpp:tokens_predicted_total")
     assert token_chunks == predicted > 0
-    out = proxy_delta.value("infermeter_tokens_total", endpoint="chat_completions", model=MODEL_ALIAS, type="output")
+    out = proxy_delta.get("infermeter_tokens_total", endpoint="chat_completions", model=MODEL_ALIAS, type="output")
     assert out == predicted
-    assert proxy_delta.value("infermeter_token_counts_estimated_total", endpoint="chat_completions") == 1
+    assert proxy_delta.get("infermeter_token_counts_estimated_total", endpoint="chat_completions") == 1

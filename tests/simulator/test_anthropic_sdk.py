@@ -8,13 +8,13 @@ import anthropic
 import pytest
 from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent
 
-from tests.simulator.conftest import Running
+from tests.support.servers import ThreadServer
 
 MESSAGES = [{"role": "user", "content": "count these four words"}]
 
 
 @pytest.fixture
-def client(fast: Running) -> anthropic.Anthropic:
+def client(fast: ThreadServer) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=fast.url, api_key="sk-ant-test", max_retries=0)
 
 
@@ -51,7 +51,7 @@ def test_whole_message(client: anthropic.Anthropic) -> None:
     assert (message.usage.input_tokens, message.usage.output_tokens) == (4, 4)
 
 
-def test_overloaded_error(fast: Running) -> None:
+def test_overloaded_error(fast: ThreadServer) -> None:
     client = anthropic.Anthropic(base_url=fast.url, api_key="k", max_retries=0, default_headers={"x-sim-error": "529"})
     with pytest.raises(anthropic.APIStatusError) as caught:
         client.messages.create(model="m", max_tokens=4, messages=MESSAGES)  # type: ignore[arg-type]

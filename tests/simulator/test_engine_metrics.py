@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.simulator.engine_metrics import KV_POOL_TOKENS
-from tests.simulator.conftest import Running
+from tests.support.metrics import Scrape
+from tests.support.servers import ThreadServer
+from tests.support.wait import poll
 
 MODEL = "infermeter-sim"
 LABELS = {"model_name": MODEL, "engine": "0"}
 
 
-def scrape(sim: Running) -> dict[str, float]:
+def scrape(sim: ThreadServer) -> dict[str, float]:
     response = httpx.get(sim.url + "/metrics", timeout=5)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            extra = {k: v for k, v in sample.labels.items() if k not in LABELS}
-            assert {k: sample.labels[k] for k in LABELS} == LABELS, sample
-            key = sample.name + ("" if not extra else "{" + ",".join(f"{k}={v}" for k, v in sorted(extra.items())) + "}")
-            samples[key] = sample.value
+    for (name, label_set), value in Scrape.parse(response.text).samples.items():
+        if name.endswith("_created"):
+            continue
+        labels = dict(label_set)
+        extra = {k: v for k, v in labels.items() if k not in LABELS}
+        assert {k: labels.get(k) for k in LABELS} == LABELS, (name, labels)
+        key = name + ("" if not extra else "{" + ",".join(f"{k}={v}" for k, v in sorted(extra.items())) + "}")
+        samples[key] = value
     return samples
 
 
-def complete(sim: Running, prompt: str, **headers: str) -> bytes:
+def complete(sim: ThreadServer, prompt: str, **headers: str) -> bytes:
     body = {"model": MODEL, "prompt": prompt, "stream": True}
     with httpx.Client(timeout=30) as client, client.stream("POST", sim.url + "/v1/completions", json=body,
                                                            headers=headers) as reply:
@@ -40,13 +40,8 @@ def complete(sim: Running, prompt: str, **headers: str) -> bytes:
         return b"".join(reply.iter_raw())
 
 
-def wait_for(sim: Running, condition: Any, timeout: float = 5.0) -> dict[str, float]:
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(sim)
-        if condition(samples) or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.02)
+def wait_for(sim: ThreadServer, condition: Any, timeout: float = 5.0) -> dict[str, float]:
+    return poll(lambda: scrape(sim), condition, timeout)
 
 
 def test_idle_simulator_exports_the_vllm_series(simulator: Any) -> None:

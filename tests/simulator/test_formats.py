@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.simulator.conftest import Running
+from tests.support.servers import ThreadServer
 
 
 def sse_data(text: str) -> list[Any]:
@@ -25,11 +25,11 @@ def sse_data(text: str) -> list[Any]:
 _client = httpx.Client(timeout=10)
 
 
-def post(sim: Running, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
+def post(sim: ThreadServer, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:
     return _client.post(sim.url + path, json=body, headers=headers)
 
 
-def test_chat_include_usage_only_when_asked(fast: Running) -> None:
+def test_chat_include_usage_only_when_asked(fast: ThreadServer) -> None:
     base = {"messages": [{"role": "user", "content": "a b"}], "stream": True}
     plain = sse_data(post(fast, "/v1/chat/completions", base).text)
     assert plain[-1] == "[DONE]"
@@ -41,7 +41,7 @@ def test_chat_include_usage_only_when_asked(fast: Running) -> None:
     assert len(declined) == len(plain)
 
 
-def test_chat_stream_shape(fast: Running) -> None:
+def test_chat_stream_shape(fast: ThreadServer) -> None:
     events = sse_data(post(fast, "/v1/chat/completions", {"messages": [], "stream": True, "max_tokens": 2}).text)
     assert events[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert [e["choices"][0]["delta"].get("content") for e in events[1:3]] != [None, None]
@@ -59,7 +59,7 @@ def test_chat_stream_shape(fast: Running) -> None:
     ("/generate", {"inputs": "x", "parameters": {"max_new_tokens": 3, "details": True}}),
     ("/completion", {"n_predict": 3}),
 ])
-def test_caps_are_honoured(fast: Running, path: str, body: dict[str, Any]) -> None:
+def test_caps_are_honoured(fast: ThreadServer, path: str, body: dict[str, Any]) -> None:
     reply = post(fast, path, body).json()
     text = (reply.get("choices", [{}])[0].get("message", {}).get("content")
             or reply.get("choices", [{}])[0].get("text")
@@ -72,7 +72,7 @@ def test_caps_are_honoured(fast: Running, path: str, body: dict[str, Any]) -> No
     assert isinstance(text, str) and len(text.split()) == 3
 
 
-def test_cap_above_natural_length_is_a_natural_stop(fast: Running) -> None:
+def test_cap_above_natural_length_is_a_natural_stop(fast: ThreadServer) -> None:
     reply = post(fast, "/v1/chat/completions", {"messages": [], "max_tokens": 100}).json()
     assert reply["choices"][0]["finish_reason"] == "stop"
     assert reply["usage"]["completion_tokens"] == 8
@@ -80,7 +80,7 @@ def test_cap_above_natural_length_is_a_natural_stop(fast: Running) -> None:
     assert unlimited["tokens_predicted"] == 8 and unlimited["stop_type"] == "eos"
 
 
-def test_tgi_stream_has_no_space_and_details_on_last(fast: Running) -> None:
+def test_tgi_stream_has_no_space_and_details_on_last(fast: ThreadServer) -> None:
     raw = post(fast, "/generate_stream", {"inputs": "a b c", "parameters": {"details": True}}).text
     assert raw.startswith('data:{"index":1,')
     events = sse_data(raw)
@@ -94,13 +94,13 @@ def test_tgi_stream_has_no_space_and_details_on_last(fast: Running) -> None:
     assert plain[-1]["details"] is None and plain[-1]["generated_text"]
 
 
-def test_tgi_refuses_zero_new_tokens(fast: Running) -> None:
+def test_tgi_refuses_zero_new_tokens(fast: ThreadServer) -> None:
     reply = post(fast, "/generate", {"inputs": "x", "parameters": {"max_new_tokens": 0}})
     assert reply.status_code == 422
     assert reply.json()["error_type"] == "validation"
 
 
-def test_llamacpp_stream(fast: Running) -> None:
+def test_llamacpp_stream(fast: ThreadServer) -> None:
     events = sse_data(post(fast, "/completion", {"prompt": "a b", "stream": True, "n_predict": 4}).text)
     assert [e["stop"] for e in events] == [False] * 4 + [True]
     assert [e["tokens_predicted"] for e in events[:4]] == [1, 2, 3, 4]
@@ -109,7 +109,7 @@ def test_llamacpp_stream(fast: Running) -> None:
     assert final["stop_type"] == "limit" and final["timings"]["predicted_n"] == 4
 
 
-def test_ollama_streams_unless_told_not_to(fast: Running) -> None:
+def test_ollama_streams_unless_told_not_to(fast: ThreadServer) -> None:
     reply = post(fast, "/api/chat", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
     assert reply.headers["content-type"] == "application/x-ndjson"
     lines = [json.loads(line) for line in reply.text.splitlines()]
@@ -129,14 +129,14 @@ def test_text_is_deterministic_per_seed(simulator: Any) -> None:
     same = simulator(ttft=0, tbt=0, output_tokens=20, seed=7)
     other = simulator(ttft=0, tbt=0, output_tokens=20, seed=8)
 
-    def text(sim: Running) -> str:
+    def text(sim: ThreadServer) -> str:
         return str(post(sim, "/v1/completions", {"prompt": "x"}).json()["choices"][0]["text"])
     assert text(first) == text(same) == text(first)
     assert text(first) != text(other)
     assert len(text(first).split()) == 20
 
 
-def test_header_overrides(fast: Running) -> None:
+def test_header_overrides(fast: ThreadServer) -> None:
     reply = post(fast, "/v1/completions", {"prompt": "x"}, **{"x-sim-output-tokens": "3"}).json()
     assert reply["usage"]["completion_tokens"] == 3 and reply["choices"][0]["finish_reason"] == "stop"
     for name, value in [("x-sim-ttft", "-1"), ("x-sim-tbt", "soon"), ("x-sim-output-tokens", "1.5"),
@@ -153,7 +153,7 @@ def test_header_overrides(fast: Running) -> None:
     ("/generate_stream", 503, lambda b: b["error_type"] == "overloaded"),
     ("/completion", 500, lambda b: b["error"]["code"] == 500),
 ])
-def test_error_override_shapes(fast: Running, path: str, status: int, check: Any) -> None:
+def test_error_override_shapes(fast: ThreadServer, path: str, status: int, check: Any) -> None:
     reply = post(fast, path, {"inputs": "x"}, **{"x-sim-error": str(status)})
     assert reply.status_code == status
     assert check(reply.json())
@@ -161,7 +161,7 @@ def test_error_override_shapes(fast: Running, path: str, status: int, check: Any
 
 
 def test_error_rate_is_seeded(simulator: Any) -> None:
-    def outcomes(sim: Running) -> list[int]:
+    def outcomes(sim: ThreadServer) -> list[int]:
         return [post(sim, "/v1/completions", {"prompt": "x"}).status_code for _ in range(40)]
     a = outcomes(simulator(ttft=0, tbt=0, output_tokens=1, error_rate=0.5, seed=3))
     b = outcomes(simulator(ttft=0, tbt=0, output_tokens=1, error_rate=0.5, seed=3))
@@ -170,7 +170,7 @@ def test_error_rate_is_seeded(simulator: Any) -> None:
     assert all(s == 500 for s in outcomes(simulator(ttft=0, tbt=0, output_tokens=1, error_rate=1.0)))
 
 
-def test_bad_requests(fast: Running) -> None:
+def test_bad_requests(fast: ThreadServer) -> None:
     malformed = _client.post(fast.url + "/v1/chat/completions", content=b"{not json")
     assert malformed.status_code == 400 and "JSON" in malformed.json()["error"]["message"]
     assert _client.post(fast.url + "/v1/chat/completions", content=b"[1]").status_code == 400
@@ -180,7 +180,7 @@ def test_bad_requests(fast: Running) -> None:
     assert _client.post(fast.url + "/health").status_code == 405
 
 
-def test_catalog_pages(fast: Running) -> None:
+def test_catalog_pages(fast: ThreadServer) -> None:
     assert _client.get(fast.url + "/health").json() == {"status": "ok"}
     assert _client.get(fast.url + "/v1/models").json()["data"][0]["id"] == "infermeter-sim"
     assert _client.get(fast.url + "/api/tags").json()["models"][0]["name"] == "infermeter-sim"

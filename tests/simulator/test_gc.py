@@ -7,12 +7,12 @@ import gc
 import httpx
 
 from proxy.simulator import SimConfig, create_app
-from tests.support.servers import serve_app
+from tests.support.servers import ThreadServer
 
 
 def test_freeze_applies_while_serving_and_restores_after() -> None:
     before = gc.get_threshold()
-    with serve_app(create_app(SimConfig(ttft=0, tbt=0, output_tokens=3))) as server:
+    with ThreadServer(create_app(SimConfig(ttft=0, tbt=0, output_tokens=3))) as server:
         # What start-up left alive is frozen: full collections no longer walk it.
         assert gc.get_freeze_count() > 1000
         assert gc.get_threshold() == before
@@ -23,6 +23,6 @@ def test_freeze_applies_while_serving_and_restores_after() -> None:
 
 def test_gc_freeze_off_leaves_the_collector_alone() -> None:
     before = gc.get_threshold()
-    with serve_app(create_app(SimConfig(gc_freeze=False))):
+    with ThreadServer(create_app(SimConfig(gc_freeze=False))):
         assert gc.get_threshold() == before
         assert gc.get_freeze_count() == 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import ollama
 import pytest
 
-from tests.simulator.conftest import Running
+from tests.support.servers import ThreadServer
 
 MESSAGES = [{"role": "user", "content": "why is the sky blue"}]
 
 
 @pytest.fixture
-def client(fast: Running) -> ollama.Client:
+def client(fast: ThreadServer) -> ollama.Client:
     return ollama.Client(host=fast.url)
 
 
@@ -49,7 +49,7 @@ def test_embed_embeddings_list(client: ollama.Client) -> None:
     assert [m.model for m in client.list().models] == ["infermeter-sim"]
 
 
-def test_error_is_response_error(fast: Running) -> None:
+def test_error_is_response_error(fast: ThreadServer) -> None:
     client = ollama.Client(host=fast.url, headers={"x-sim-error": "500"})
     with pytest.raises(ollama.ResponseError) as caught:
         client.chat(model="m", messages=MESSAGES, stream=False)

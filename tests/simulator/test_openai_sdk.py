@@ -8,11 +8,11 @@ import struct
 import openai
 import pytest
 
-from tests.simulator.conftest import Running
+from tests.support.servers import ThreadServer
 
 
 @pytest.fixture
-def client(fast: Running) -> openai.OpenAI:
+def client(fast: ThreadServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0)
 
 
@@ -127,7 +127,7 @@ def test_models(client: openai.OpenAI) -> None:
     assert [m.id for m in client.models.list()] == ["infermeter-sim"]
 
 
-def test_error_override_raises_sdk_errors(fast: Running) -> None:
+def test_error_override_raises_sdk_errors(fast: ThreadServer) -> None:
     client = openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0,
                            default_headers={"x-sim-error": "429"})
     with pytest.raises(openai.RateLimitError) as caught:

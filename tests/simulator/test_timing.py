@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.simulator.conftest import Running
 
 # Marks a chat chunk that carries a token; the role-only chunk's delta starts with "role".
 TOKEN = b'"delta":{"content":"'

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from typing import Any
 import httpx
 import yaml
 
-from proxy.children import stop, wait_http_ok
 from tests.stack.tools import require
-from tests.support.servers import free_port
+from tests.support.servers import ChildServer
+from tests.support.wait import poll
 
 
 class QueryError(Exception):
@@ -40,6 +39,10 @@ class Prometheus:
         if data["resultType"] == "scalar":
             return [float(data["result"][1])]
         raise QueryError(f"unexpected result type {data['resultType']}")
+
+    def wait(self, expr: str, ok: Callable[[list[float]], bool], timeout: float) -> list[float]:
+        """Query ``expr`` until ``ok`` holds for its values or ``timeout`` passes; the last values."""
+        return poll(lambda: self.query(expr), ok, timeout, step=0.2)
 
     def finite(self, expr: str) -> list[float]:
         return [v for v in self.query(expr) if math.isfinite(v)]
@@ -76,17 +79,10 @@ def run_prometheus(workdir: Path, job: str, targets: Sequence[str], rule_files: 
     }
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
     log = workdir / "prometheus.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [str(binary), f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
-            stdout=sink, stderr=subprocess.STDOUT)
-        try:
-            wait_http_ok(f"http://127.0.0.1:{port}/-/ready", proc=proc)
-            prometheus = Prometheus(f"http://127.0.0.1:{port}", log)
-            prometheus.wait_for_first_scrape()
-            yield prometheus
-        finally:
-            stop(proc)
+    with ChildServer([str(binary), f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+                      "--web.listen-address=127.0.0.1:{port}", "--log.level=warn", *flags],
+                     ready_path="/-/ready", log=log) as server:
+        prometheus = Prometheus(server.url, log)
+        prometheus.wait_for_first_scrape()
+        yield prometheus

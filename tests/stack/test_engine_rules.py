@@ -23,6 +23,7 @@ import pytest
 from tests.stack import exprs
 from tests.stack.prometheus_server import Prometheus, run_prometheus
 from tests.support.servers import ThreadServer
+from tests.support.wait import poll
 
 FIXTURES = Path(__file__).parent / "fixtures" / "engines"
 REFERENCE = "fixture_scrapes_total"
@@ -180,10 +181,7 @@ def _wanted() -> set[tuple[str, str]]:
 
 
 def test_every_normalized_series_is_recorded_and_nothing_else(engines: Engines) -> None:
-    deadline = time.monotonic() + 30
-    while _present(engines) != _wanted() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    present = _present(engines)
+    present = poll(lambda: _present(engines), lambda p: p == _wanted(), 30, step=0.5)
     assert present == _wanted(), f"missing {sorted(_wanted() - present)}, unexpected {sorted(present - _wanted())}"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.stack import contract, exprs
 from tests.stack.prometheus_server import Prometheus, QueryError, run_prometheus
@@ -101,12 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def settle(prometheus: Prometheus, instance: str, answered: int, timeout: float = 15.0) -> None:
     """Waits until Prometheus has scraped every answered request and evaluated the rules
     once more, rather than sleeping a fixed time that a loaded machine may outrun."""
-    deadline = time.monotonic() + timeout
-    total = f'sum(infermeter_requests_total{{job="{JOB}",instance="{instance}"}})'
-    while time.monotonic() < deadline:
-        if prometheus.query(total) == [answered]:
-            break
-        time.sleep(0.2)
+    prometheus.wait(f'sum(infermeter_requests_total{{job="{JOB}",instance="{instance}"}})', lambda v: v == [answered],
+                    timeout)
     time.sleep(1.5)  # one more rule evaluation (every 1 s) over the complete data
 
 
@@ -145,6 +142,27 @@ def test_live_metrics_hold_the_contract(stack: Stack) -> None:
     expected = {s for s in contract.sample_names() if s != "up" and (stack.has_gpu or not contract.needs_gpu(s))
                 and (stack.has_phases or not contract.needs_upstream_report(s))}
     assert not expected - live, f"in the contract, missing from /metrics: {sorted(expected - live)}"
+
+
+def test_live_metrics_have_the_contracts_types_and_labels(stack: Stack) -> None:
+    """Every live sample of a contract family has the family's type and exactly its labels
+    (plus ``le`` on buckets): a renamed or added label breaks the dashboards that match it."""
+    names = contract.sample_names()
+    checked: set[str] = set()
+    wrong: list[str] = []
+    for family in text_string_to_metric_families(stack.metrics_text):
+        for sample in family.samples:
+            if sample.name not in names:
+                continue  # _created, or a series outside the contract (the test above names the missing)
+            kind = contract.FAMILIES[names[sample.name]][0]
+            if family.type != kind:
+                wrong.append(f"{sample.name}: type {family.type}, contract says {kind}")
+            if frozenset(sample.labels) != contract.labels_of(sample.name):
+                wrong.append(f"{sample.name}: labels {sorted(sample.labels)}, contract says "
+                             f"{sorted(contract.labels_of(sample.name))}")
+            checked.add(names[sample.name])
+    assert not wrong, "\n".join(sorted(set(wrong)))
+    assert len(checked) >= 30, f"only {len(checked)} contract families were live: {sorted(checked)}"
 
 
 def test_every_referenced_series_is_live(stack: Stack) -> None:

@@ -81,11 +81,8 @@ async def _drive(url: str, ttfts: list[float]) -> list[float]:
 
 def _wait_for_count(prometheus: Prometheus, expected: int, timeout: float = 20.0) -> None:
     count = f'sum(infermeter_time_to_first_token_seconds_count{{job="{JOB}",model="{MODEL}"}})'
-    deadline = time.monotonic() + timeout
-    while prometheus.query(count) != [expected]:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Prometheus holds {prometheus.query(count)} TTFTs, expected {expected}")
-        time.sleep(0.2)
+    held = prometheus.wait(count, lambda v: v == [expected], timeout)
+    assert held == [expected], f"Prometheus holds {held} TTFTs, expected {expected}"
 
 
 @pytest.fixture(scope="module")
