@@ -20,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from proxy.simulator.app import create_app as create_simulator
-from proxy.simulator.config import SimConfig
-from tests.support.servers import ThreadServer, proxy_server, sidecar
+from tests.support.servers import ThreadServer, proxy_server, sidecar, simulator_server
 
 
 @pytest.fixture
@@ -36,8 +34,7 @@ def start_simulator(servers: ExitStack) -> Callable[..., ThreadServer]:
     """Start a simulated LLM server in a thread: ``start_simulator(ttft=0.05, tbt=0.01)``."""
 
     def start(**config: Any) -> ThreadServer:
-        config.setdefault("gc_freeze", False)
-        return servers.enter_context(ThreadServer(create_simulator(SimConfig(**config))))
+        return servers.enter_context(simulator_server(**config))
 
     return start
 

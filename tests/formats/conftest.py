@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from proxy.simulator.app import create_app as create_simulator
-from proxy.simulator.config import SimConfig
 from tests.formats.expect import SCHEDULE
 from tests.formats.scripted import SSE, ScriptedUpstream, Step
-from tests.support.servers import ThreadServer, proxy_server, sidecar
+from tests.support.servers import ThreadServer, proxy_server, sidecar, simulator_server
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ def _serve(stack: ExitStack, upstream: ThreadServer) -> Route:
 def route() -> Iterator[Route]:
     """The simulator (TTFT 0.05 s, TBT 0.01 s, 8 tokens) and the proxy in front of it."""
     with ExitStack() as stack:
-        sim = stack.enter_context(ThreadServer(create_simulator(SimConfig(gc_freeze=False, **SCHEDULE))))
+        sim = stack.enter_context(simulator_server(**SCHEDULE))
         yield _serve(stack, sim)
 
 

@@ -6,27 +6,16 @@ Each server's ``.app`` is its ``SimulatorApp`` (its ``stats`` and ``config``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from typing import Any
 
 import pytest
 
-from proxy.simulator import SimConfig, create_app
-from tests.support.servers import ThreadServer
-
-
-def _starter(stack: ExitStack) -> Callable[..., ThreadServer]:
-    def start(**config: Any) -> ThreadServer:
-        config.setdefault("gc_freeze", False)
-        return stack.enter_context(ThreadServer(create_app(SimConfig(**config))))
-
-    return start
+from tests.support.servers import ThreadServer, simulator_server
 
 
 @pytest.fixture
-def simulator(servers: ExitStack) -> Callable[..., ThreadServer]:
+def simulator(start_simulator: Callable[..., ThreadServer]) -> Callable[..., ThreadServer]:
     """``simulator(ttft=..., tbt=...)`` starts a fresh simulator with that SimConfig."""
-    return _starter(servers)
+    return start_simulator
 
 
 @pytest.fixture(scope="module")
@@ -35,5 +24,5 @@ def fast() -> Iterator[ThreadServer]:
 
     Shared by a module's tests, so its counters are not fresh: use ``simulator`` for that.
     """
-    with ExitStack() as stack:
-        yield _starter(stack)(ttft=0.01, tbt=0.001, output_tokens=8)
+    with simulator_server(ttft=0.01, tbt=0.001, output_tokens=8) as server:
+        yield server

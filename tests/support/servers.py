@@ -24,6 +24,8 @@ from proxy.app import Sidecar, create_app
 from proxy.children import stop, wait_http_ok
 from proxy.config import Settings
 from proxy.server import hot_path_options
+from proxy.simulator.app import create_app as create_simulator
+from proxy.simulator.config import SimConfig
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self from Python 3.11
@@ -66,6 +68,12 @@ class ThreadServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def simulator_server(**config: Any) -> ThreadServer:
+    """The simulator with this ``SimConfig`` in a thread; no GC freeze, which would outlive the test."""
+    config.setdefault("gc_freeze", False)
+    return ThreadServer(create_simulator(SimConfig(**config)))
 
 
 def sidecar(upstream: str, **settings: Any) -> Sidecar:
