@@ -60,12 +60,12 @@ def _cmdline(p: psutil.Process) -> list[str]:
     return []
 
 
-def poll(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+def poll(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, step: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.1)
+        time.sleep(step)
 
 
 def settled(url: str, check: Callable[[Scrape], bool], what: str, **kwargs: Any) -> Scrape:
