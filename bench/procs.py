@@ -27,15 +27,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` so far (0.0 if it is gone)."""
+def _stat(pid: int) -> list[bytes] | None:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+            return f.read().rsplit(b")", 1)[1].split()
     except OSError:
-        return 0.0
-    # Fields after the ")" start at field 3 (state); utime and stime are fields 14 and 15.
-    return (int(fields[11]) + int(fields[12])) / TICK
+        return None
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat(int(entry))
+            if fields is not None:
+                # Fields after the ")" start at field 3 (state); the parent pid is field 4.
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        out.append(child)
+        todo += children.get(child, [])
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants so far (a relay with
+    ``--workers`` is its supervisor and the workers it spawned); 0.0 if it is gone."""
+    total = 0.0
+    for one in (pid, *_descendants(pid)):
+        fields = _stat(one)
+        if fields is not None:
+            # utime and stime are fields 14 and 15.
+            total += (int(fields[11]) + int(fields[12])) / TICK
+    return total
 
 
 def rss_bytes(pid: int) -> int:

@@ -163,8 +163,7 @@ def table(report: dict[str, Any]) -> str:
                     f"{_fmt(row['chunks_per_s']):>9}{_fmt(row.get('relay_cpu_us_per_chunk')):>9}"
                     f"{_ratio(vs, 'per_chunk'):>18}{_fmt(row.get('relay_cpu_ms_per_request')):>8}"
                     f"{_ratio(vs, 'per_request'):>18}{row['errors']:>5}")
-    sweep = report.get("sweep")
-    if sweep:
+    for sweep in report.get("sweeps", {}).values():
         lines.append(f"== sweep ({sweep['path']}): largest concurrency with added p99 < 5 ms and no errors: "
                      f"{sweep['max_concurrency_ok']} at {sweep['chunks_per_s_there']} chunks/s")
         for level in sweep["levels"]:

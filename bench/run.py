@@ -51,6 +51,7 @@ SATURATED_MS = 100.0
 _HELPERS: list[Server] = []
 DRILLDOWN_PATHS = "infermeter,tracing,request-log"
 COST_PATHS = "infermeter,nginx"
+DEFAULT_SWEEP = "100,200,300,400,600,800,1000"
 # DESIGN.md section 10: in every shape, against nginx in the same run.
 CPU_PER_REQUEST_VS_NGINX = 1.5
 CPU_PER_CHUNK_VS_NGINX = 1.75
@@ -92,6 +93,7 @@ def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
         "infermeter": lambda: infermeter("infermeter", sim.url, free_port()),
         "observe-false": lambda: infermeter("observe-false", sim.url, free_port(), "--observe", "false"),
         "httpx": lambda: infermeter("httpx", sim.url, free_port(), "--upstream-client", "httpx"),
+        "workers-2": lambda: infermeter("workers-2", sim.url, free_port(), "--workers", "2"),
         "nginx": lambda: Nginx(sim.port, free_port()),
         # Drill-down costs (DESIGN.md section 10): each against "infermeter" with both off.
         "tracing": lambda: _tracing(sim),
@@ -278,13 +280,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             rep["flat_out"] = {"describe": f"simulator flat out (no sleeps), 200 tokens, {args.flat_rate:g} requests/s "
                                            f"open loop, {args.rounds} x {args.flat_window:g} s per path",
                                "paths": await _compare(sim, paths, flat, args.rounds)}
-        sweep_path = paths.get("infermeter")
-        if args.sweep and sweep_path is not None:
-            print("sweep", file=sys.stderr)
-            levels = [int(x) for x in args.sweep.split(",")]
-            known = {args.concurrency: (rows["direct"], rows["infermeter"])}
-            rep["sweep"] = await _sweep(sim, sweep_path, "infermeter", levels,
-                                        Load(args.concurrency, 0.02, 0.02, 200, args.sweep_window), known)
+        levels = [int(x) for x in args.sweep.split(",") if x]
+        for name in args.sweep_paths.split(",") if levels else []:
+            sweep_path = paths.get(name)
+            if sweep_path is None:
+                continue
+            print(f"sweep {name}", file=sys.stderr)
+            known = {args.concurrency: (rows["direct"], rows[name])}
+            rep.setdefault("sweeps", {})[name] = await _sweep(sim, sweep_path, name, levels,
+                                                              Load(args.concurrency, 0.02, 0.02, 200, args.sweep_window),
+                                                              known)
+        if "infermeter" in rep.get("sweeps", {}):
+            rep["sweep"] = rep["sweeps"]["infermeter"]
         if args.memory:
             print("memory", file=sys.stderr)
             rep["memory"] = {}
@@ -321,9 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flat-rate", type=float, default=40.0,
                         help="requests/s against the flat-out simulator (0 to skip)")
     parser.add_argument("--flat-window", type=float, default=3.0)
-    parser.add_argument("--sweep", default="100,200,300,400,600,800,1000",
+    parser.add_argument("--sweep", default=DEFAULT_SWEEP,
                         help="concurrency levels to try through infermeter ('' to skip)")
     parser.add_argument("--sweep-window", type=float, default=5.0)
+    parser.add_argument("--sweep-paths", default="infermeter", help="paths to sweep (comma-separated)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="the largest load held with added p99 < 5 ms, one worker and two: infermeter,workers-2 "
+                             "swept from 100 to 1400 streams; no shapes, flat-out or memory")
     parser.add_argument("--no-memory", dest="memory", action="store_false")
     parser.add_argument("--quick", action="store_true", help="one short round: a smoke test of the harness")
     parser.add_argument("--drilldown", action="store_true",
@@ -339,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
     if args.cost:
         args.paths, args.sweep, args.memory, args.flat_rate = COST_PATHS, "", False, 0.0
+    if args.ceiling:
+        args.paths, args.sweep_paths, args.shapes, args.memory, args.flat_rate = (
+            "infermeter,workers-2", "infermeter,workers-2", "", False, 0.0)
+        if args.sweep == DEFAULT_SWEEP:
+            args.sweep = "100,200,300,400,500,600,800,1000,1200,1400"
     if args.rounds is None:
         args.rounds = 6 if args.cost else 4
     try:
