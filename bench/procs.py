@@ -132,6 +132,11 @@ def infermeter(name: str, upstream: str, port: int, *extra: str, env: dict[str, 
     return Server(name, args, port, "/healthz", env=env)
 
 
+def floor(port: int) -> Server:
+    """uvicorn with infermeter's options and no relay behind it (bench/floor.py)."""
+    return Server("floor", [sys.executable, "-m", "bench.floor", "--port", str(port)], port, "/")
+
+
 def otlp_sink(port: int) -> Server:
     """A live OTLP/HTTP receiver (bench/otlp_sink.py) for the tracing path."""
     return Server("otlp-sink", [sys.executable, "-m", "bench.otlp_sink", "--port", str(port)], port, "/healthz")

@@ -34,6 +34,7 @@ from bench.memory import rss_profile  # noqa: E402
 from bench.procs import (  # noqa: E402
     Nginx,
     Server,
+    floor,
     free_port,
     infermeter,
     nginx_binary,
@@ -94,6 +95,8 @@ def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
         "observe-false": lambda: infermeter("observe-false", sim.url, free_port(), "--observe", "false"),
         "httpx": lambda: infermeter("httpx", sim.url, free_port(), "--upstream-client", "httpx"),
         "workers-2": lambda: infermeter("workers-2", sim.url, free_port(), "--workers", "2"),
+        # uvicorn and the edge protocol answering at once, no relay: the per-request floor.
+        "floor": lambda: floor(free_port()),
         "nginx": lambda: Nginx(sim.port, free_port()),
         # Drill-down costs (DESIGN.md section 10): each against "infermeter" with both off.
         "tracing": lambda: _tracing(sim),
