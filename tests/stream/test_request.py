@@ -13,7 +13,7 @@ from proxy.stream.request import inspect_request
         ("chat_completions", b'{"model":"gpt-4o","messages":[]}', None, RequestInfo("gpt-4o", False, False)),
         ("completions", b'{"model":"m","stream":"yes"}', None, RequestInfo("m", False, False)),
         ("responses", b'{"model":"gpt-4.1","stream":true}', None, RequestInfo("gpt-4.1", True, False)),
-        ("messages", b'{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true}', None, RequestInfo("claude-sonnet-4-5", True, False)),
+        ("messages", b'{"model":"claude-sonnet-4-5","max_tokens":10,"stream":true}', None, RequestInfo("claude-sonnet-4-5", True, False, max_tokens=10)),
         ("ollama_chat", b'{"model":"llama3.2","messages":[]}', None, RequestInfo("llama3.2", True, False)),
         ("ollama_generate", b'{"model":"llama3.2","stream":false}', None, RequestInfo("llama3.2", False, False)),
         ("ollama_generate", b'{"model":"llama3.2","stream":null}', None, RequestInfo("llama3.2", True, False)),
@@ -37,3 +37,8 @@ def test_malformed_bodies_give_defaults(body: bytes) -> None:
 
 def test_other_endpoint_is_not_parsed() -> None:
     assert inspect_request("other", b'{"model":"m","stream":true}') == RequestInfo()
+
+
+def test_sampling_parameters_are_read_when_numbers() -> None:
+    info = inspect_request("chat_completions", b'{"model":"m","max_tokens":64,"temperature":0.2,"top_p":0.9}')
+    assert (info.max_tokens, info.temperature, info.top_p) == (64, 0.2, 0.9)
