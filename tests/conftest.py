@@ -21,6 +21,14 @@ from typing import Any
 import pytest
 
 from tests.support.servers import ThreadServer, proxy_server, sidecar, simulator_server
+from tests.support.sdk import close_all
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """SDK clients a test made with tests.support.sdk.closing are closed when it ends."""
+    yield
+    close_all()
 
 
 @pytest.fixture

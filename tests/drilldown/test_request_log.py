@@ -17,6 +17,7 @@ from proxy.drilldown.requestlog import rfc3339
 from tests.drilldown.otlp import dead_port
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 SECRETS = ("sk-SECRET-IN-AUTHORIZATION", "SECRET-IN-API-KEY", "SECRET-IN-QUERY", "SECRET-IN-PROMPT", "SECRET-IN-COOKIE")
 FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoint", "model", "status", "outcome",
@@ -35,9 +36,9 @@ def test_one_line_per_request_equal_to_the_metrics(tmp_path: Path, upstream: Thr
                                                    start_proxy: Callable[..., ThreadServer]) -> None:
     log = tmp_path / "requests.jsonl"
     proxy = start_proxy(upstream.url, request_log=str(log), max_request_bytes=4096)
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=SECRETS[0], max_retries=0,
+    client = closing(openai.OpenAI(base_url=proxy.url + "/v1", api_key=SECRETS[0], max_retries=0,
                            default_headers={"x-api-key": SECRETS[1], "cookie": f"session={SECRETS[4]}"},
-                           default_query={"key": SECRETS[2]})
+                           default_query={"key": SECRETS[2]}))
     started = time.time()
     stream = client.chat.completions.create(model="m-stream", messages=[{"role": "user", "content": SECRETS[3]}],
                                             stream=True, stream_options={"include_usage": True})

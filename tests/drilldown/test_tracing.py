@@ -14,6 +14,7 @@ import pytest
 from tests.drilldown.otlp import BlackHole, OtlpReceiver, ReceivedSpan, dead_port
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
@@ -21,8 +22,8 @@ TRACEPARENT = f"00-{TRACE_ID}-{CLIENT_SPAN}-01"
 
 
 def _client(proxy: ThreadServer, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="sk-test-not-a-secret", default_headers=headers,
-                         max_retries=0)
+    return closing(openai.OpenAI(base_url=proxy.url + "/v1", api_key="sk-test-not-a-secret", default_headers=headers,
+                         max_retries=0))
 
 
 def _close(proxy: ThreadServer) -> None:

@@ -10,12 +10,13 @@ from anthropic.types import MessageParam
 from tests.formats.compare import through
 from tests.formats.conftest import Route
 from tests.formats.expect import check_stream, check_whole
+from tests.support.sdk import closing
 
 MESSAGES: list[MessageParam] = [{"role": "user", "content": "count these four words"}]
 
 
 def _client(base: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=base, api_key="sk-ant-test", max_retries=0, timeout=10)
+    return closing(anthropic.Anthropic(base_url=base, api_key="sk-ant-test", max_retries=0, timeout=10))
 
 
 def test_messages_stream(route: Route) -> None:

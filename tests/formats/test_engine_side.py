@@ -27,6 +27,7 @@ from tests.formats.expect import SCHEDULE, SLACK, TBT, TTFT, check_counts
 from tests.support.metrics import Delta, measured
 from tests.formats.scripted import Step
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 LOAD = 0.3
 PHASE = "infermeter_upstream_phase_seconds"
@@ -82,7 +83,7 @@ def test_llamacpp_completion_timings_and_cache_n(route: Route) -> None:
 def test_openai_stream_usage_details_and_timings(route: Route) -> None:
     """The SDK sees the cached tokens in usage; the proxy counts exactly those, and the
     phases of the llama.cpp-style ``timings`` in the last chunk."""
-    client = openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10)
+    client = closing(openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10))
     messages: list[Any] = [{"role": "user", "content": "tell me about the sky"}]
     labels = {"endpoint": "chat_completions", "model": "chat-cache"}
 
@@ -111,7 +112,7 @@ def test_openai_stream_usage_details_and_timings(route: Route) -> None:
 
 
 def test_responses_cached_tokens(route: Route) -> None:
-    client = openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10)
+    client = closing(openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10))
     labels = {"endpoint": "responses", "model": "resp-cache"}
 
     def call() -> Any:
@@ -125,7 +126,7 @@ def test_responses_cached_tokens(route: Route) -> None:
 
 
 def test_ollama_cold_load_then_warm(cold: Route) -> None:
-    client = ollama.Client(host=cold.proxied, timeout=10)
+    client = closing(ollama.Client(host=cold.proxied, timeout=10))
     labels = {"endpoint": "ollama_chat", "model": "cold-model"}
     messages = [{"role": "user", "content": "why is the sky blue"}]
 
@@ -153,7 +154,7 @@ def test_ollama_cold_load_then_warm(cold: Route) -> None:
 
 
 def test_ollama_unloads_after_keep_alive(cold: Route) -> None:
-    client = ollama.Client(host=cold.proxied, timeout=10)
+    client = closing(ollama.Client(host=cold.proxied, timeout=10))
     reply = client.generate(model="idle-model", prompt="one", options={"num_predict": 1})
     assert reply.load_duration is not None and reply.load_duration >= LOAD * 1e9
     again = client.generate(model="idle-model", prompt="one", options={"num_predict": 1})

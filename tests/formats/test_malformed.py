@@ -17,6 +17,7 @@ from tests.formats.expect import TBT, TTFT, check_counts, check_stream, check_st
 from tests.support.metrics import Delta, measured
 from tests.formats.scripted import NDJSON, SSE, Step, paced
 from tests.formats.streams import MESSAGE_START, OVERLOADED, PING, named, text
+from tests.support.sdk import closing
 
 ASK: MessageParam = {"role": "user", "content": "hi"}
 
@@ -52,7 +53,7 @@ def test_truncated_json_lines(scripted: Stage) -> None:
 
 
 def _anthropic_events(base: str) -> tuple[list[Any], str | None]:
-    client = anthropic.Anthropic(base_url=base, api_key="k", max_retries=0, timeout=10)
+    client = closing(anthropic.Anthropic(base_url=base, api_key="k", max_retries=0, timeout=10))
     return _until_error(client.messages.create(model="m", max_tokens=64, messages=[ASK], stream=True))
 
 
@@ -128,7 +129,7 @@ def test_ollama_truncated_line_and_error_line(scripted: Stage) -> None:
                  parse_errors=1, last=TTFT + 8 * TBT)
 
     def chat(base: str) -> tuple[list[Any], str | None]:
-        return _until_error(ollama.Client(host=base, timeout=10).chat(model="m", messages=[ASK], stream=True))
+        return _until_error(closing(ollama.Client(host=base, timeout=10)).chat(model="m", messages=[ASK], stream=True))
 
     direct, relayed = chat(route.direct), chat(route.proxied)
     # The client stops at the cut line, as it does talking to the server directly.

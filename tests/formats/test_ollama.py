@@ -15,12 +15,13 @@ from tests.formats.expect import (
     check_stream,
     check_whole,
 )
+from tests.support.sdk import closing
 
 MESSAGES = [{"role": "user", "content": "why is the sky blue"}]
 
 
 def _client(base: str) -> ollama.Client:
-    return ollama.Client(host=base, timeout=10)
+    return closing(ollama.Client(host=base, timeout=10))
 
 
 def test_chat_stream_and_whole(route: Route) -> None:

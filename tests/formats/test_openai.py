@@ -16,12 +16,13 @@ from tests.formats.expect import (
     check_stream,
     check_whole,
 )
+from tests.support.sdk import closing
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 
 
 def _client(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0, timeout=10)
+    return closing(openai.OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0, timeout=10))
 
 
 def _dump(items: Any) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from tests.formats.compare import through
 from tests.formats.conftest import Route, Stage
 from tests.formats.expect import TBT, TTFT, check_stream
 from tests.formats.scripted import paced
+from tests.support.sdk import closing
 
 QUESTION = "Which is greater, 9.11 or 9.8?"
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": QUESTION}]
@@ -28,7 +29,7 @@ def _route(scripted: Stage, stream: streams.Stream) -> Route:
 
 
 def _openai(base: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0, timeout=10)
+    return closing(openai.OpenAI(base_url=base + "/v1", api_key="sk-test", max_retries=0, timeout=10))
 
 
 def test_chat_reasoning_deltas_are_tokens(scripted: Stage) -> None:
@@ -81,7 +82,7 @@ def test_anthropic_thinking_text_and_tool_use(scripted: Stage) -> None:
     route = _route(scripted, streams.MESSAGES_THINKING_TOOL)
 
     def call(base: str) -> dict[str, Any]:
-        client = anthropic.Anthropic(base_url=base, api_key="k", max_retries=0, timeout=10)
+        client = closing(anthropic.Anthropic(base_url=base, api_key="k", max_retries=0, timeout=10))
         with client.messages.stream(model="m", max_tokens=1024, messages=[ASK]) as s:
             return s.get_final_message().model_dump()
 

@@ -12,6 +12,7 @@ from tests.formats.expect import SCHEDULE
 from tests.support.metrics import measured
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 SLO_TTFT = 0.3  # neither value is in the default bucket families: they must be added
 SLO_TPOT = 0.035
@@ -22,7 +23,7 @@ def test_slo_met_and_missed(start_simulator: Callable[..., ThreadServer],
                             start_proxy: Callable[..., ThreadServer]) -> None:
     sim = start_simulator(**SCHEDULE)
     proxy = start_proxy(sim.url, slo_ttft=SLO_TTFT, slo_tpot=SLO_TPOT)
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=10)
+    client = closing(openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=10))
 
     def stream(**headers: str) -> None:
         chunks = client.chat.completions.create(model="slo", messages=MESSAGES, stream=True,
@@ -50,7 +51,7 @@ def test_slo_met_and_missed(start_simulator: Callable[..., ThreadServer],
 
 
 def test_without_slo_flags_there_is_no_slo_series(route: Route) -> None:
-    client = openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10)
+    client = closing(openai.OpenAI(base_url=route.proxied + "/v1", api_key="k", max_retries=0, timeout=10))
     _, d = measured(route.proxied, lambda: client.chat.completions.create(model="no-slo", messages=MESSAGES))
     assert d.get("infermeter_requests_total", endpoint="chat_completions", model="no-slo") == 1
     assert "infermeter_slo_requests" not in d.after.text

@@ -11,6 +11,7 @@ from tests.support.servers import ChildProcess
 from .client import CHAT_MESSAGES, COMPLETION_PROMPT
 from .conftest import MODEL_ALIAS, LlamaServer
 from tests.support.metrics import after_requests, scrape
+from tests.support.sdk import closing
 
 pytestmark = pytest.mark.llamacpp
 
@@ -22,7 +23,7 @@ MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": CHAT_M
 
 
 def _client(base_url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url + "/v1", api_key="not-needed", max_retries=0, timeout=60)
+    return closing(openai.OpenAI(base_url=base_url + "/v1", api_key="not-needed", max_retries=0, timeout=60))
 
 
 def _chat(base_url: str, stream: bool) -> str:

@@ -8,12 +8,13 @@ import pytest
 
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "one two three four"}]
 
 
 def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url + "/v1", api_key="sk-test-secret", max_retries=0, timeout=10)
+    return closing(openai.OpenAI(base_url=url + "/v1", api_key="sk-test-secret", max_retries=0, timeout=10))
 
 
 def _chat(client: openai.OpenAI, stream: bool) -> object:

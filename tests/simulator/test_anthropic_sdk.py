@@ -9,13 +9,14 @@ import pytest
 from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent
 
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 MESSAGES = [{"role": "user", "content": "count these four words"}]
 
 
 @pytest.fixture
 def client(fast: ThreadServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fast.url, api_key="sk-ant-test", max_retries=0)
+    return closing(anthropic.Anthropic(base_url=fast.url, api_key="sk-ant-test", max_retries=0))
 
 
 def test_stream_helper_accumulates(client: anthropic.Anthropic) -> None:
@@ -52,7 +53,7 @@ def test_whole_message(client: anthropic.Anthropic) -> None:
 
 
 def test_overloaded_error(fast: ThreadServer) -> None:
-    client = anthropic.Anthropic(base_url=fast.url, api_key="k", max_retries=0, default_headers={"x-sim-error": "529"})
+    client = closing(anthropic.Anthropic(base_url=fast.url, api_key="k", max_retries=0, default_headers={"x-sim-error": "529"}))
     with pytest.raises(anthropic.APIStatusError) as caught:
         client.messages.create(model="m", max_tokens=4, messages=MESSAGES)  # type: ignore[arg-type]
     assert caught.value.status_code == 529

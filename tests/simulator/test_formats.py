@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +24,12 @@ def sse_data(text: str) -> list[Any]:
 
 # One client for the module: building one per request costs more than the request.
 _client = httpx.Client(timeout=10)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_client() -> Iterator[None]:
+    yield
+    _client.close()
 
 
 def post(sim: ThreadServer, path: str, body: dict[str, Any], **headers: str) -> httpx.Response:

@@ -6,13 +6,14 @@ import ollama
 import pytest
 
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 MESSAGES = [{"role": "user", "content": "why is the sky blue"}]
 
 
 @pytest.fixture
 def client(fast: ThreadServer) -> ollama.Client:
-    return ollama.Client(host=fast.url)
+    return closing(ollama.Client(host=fast.url))
 
 
 def test_chat_streams_by_default_shape(client: ollama.Client) -> None:
@@ -50,7 +51,7 @@ def test_embed_embeddings_list(client: ollama.Client) -> None:
 
 
 def test_error_is_response_error(fast: ThreadServer) -> None:
-    client = ollama.Client(host=fast.url, headers={"x-sim-error": "500"})
+    client = closing(ollama.Client(host=fast.url, headers={"x-sim-error": "500"}))
     with pytest.raises(ollama.ResponseError) as caught:
         client.chat(model="m", messages=MESSAGES, stream=False)
     assert caught.value.status_code == 500

@@ -9,11 +9,12 @@ import openai
 import pytest
 
 from tests.support.servers import ThreadServer
+from tests.support.sdk import closing
 
 
 @pytest.fixture
 def client(fast: ThreadServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0)
+    return closing(openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0))
 
 
 def test_chat_stream_with_usage(client: openai.OpenAI) -> None:
@@ -128,8 +129,8 @@ def test_models(client: openai.OpenAI) -> None:
 
 
 def test_error_override_raises_sdk_errors(fast: ThreadServer) -> None:
-    client = openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0,
-                           default_headers={"x-sim-error": "429"})
+    client = closing(openai.OpenAI(base_url=fast.url + "/v1", api_key="sk-test", max_retries=0,
+                           default_headers={"x-sim-error": "429"}))
     with pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
     assert "x-sim-error" in str(caught.value)
