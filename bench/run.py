@@ -53,6 +53,7 @@ _HELPERS: list[Server] = []
 DRILLDOWN_PATHS = "infermeter,tracing,request-log"
 COST_PATHS = "infermeter,nginx"
 DEFAULT_SWEEP = "100,200,300,400,600,800,1000"
+DEFAULT_PATHS = "infermeter,observe-false,httpx,nginx"
 # DESIGN.md section 10: in every shape, against nginx in the same run.
 CPU_PER_REQUEST_VS_NGINX = 1.5
 CPU_PER_CHUNK_VS_NGINX = 1.75
@@ -320,7 +321,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--paths", default="infermeter,observe-false,httpx,nginx",
+    parser.add_argument("--paths", default=DEFAULT_PATHS,
                         help="relays to compare with direct (comma-separated)")
     parser.add_argument("--concurrency", type=int, default=100, help="open streams in the realistic comparison")
     parser.add_argument("--window", type=float, default=5.0, help="seconds measured per path per round")
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drilldown", action="store_true",
                         help=f"compare {DRILLDOWN_PATHS} only (tracing and request log each on, both off); no sweep")
     parser.add_argument("--cost", action="store_true",
-                        help=f"CPU against nginx in every shape: {COST_PATHS} only, 6 rounds; no flat-out, sweep or memory")
+                        help=f"CPU against nginx in every shape: {COST_PATHS} unless --paths says, 6 rounds; no flat-out, sweep or memory")
     parser.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "latest.json"),
                         help="where to write the full report (default bench/results/latest.json, git-ignored)")
     args = parser.parse_args(argv)
@@ -352,7 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.rounds, args.window, args.flat_window, args.sweep_window, args.sweep = 1, 3.0, 2.0, 3.0, "100,200"
     if args.cost:
-        args.paths, args.sweep, args.memory, args.flat_rate = COST_PATHS, "", False, 0.0
+        args.sweep, args.memory, args.flat_rate = "", False, 0.0
+        if args.paths == DEFAULT_PATHS:
+            args.paths = COST_PATHS
     if args.ceiling:
         args.paths, args.sweep_paths, args.shapes, args.memory, args.flat_rate = (
             "infermeter,workers-2", "infermeter,workers-2", "", False, 0.0)
