@@ -18,6 +18,7 @@ from tests.faults.rawclient import CHAT, chat_request, connect, read_response, s
 from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
 from tests.support.servers import ChildProcess
+from tests.support.wait import poll
 
 StartRelay = Callable[..., Relayed]
 
@@ -51,7 +52,8 @@ def test_an_unsolicited_response_changes_nothing_and_reaches_no_one(relay: Start
         assert two.status_code == 200 and b"STRAY" not in two.content and b"boom" not in two.content
         assert EVENT.split(b"\n")[0][6:] in two.content
         assert up.accepted == 2
-        m = scrape(r.url)
+        # The relay records a request just after its last byte went out: wait for both.
+        m = poll(lambda: scrape(r.url), lambda m: m.get("infermeter_requests_total") == 2)
         assert m.get("infermeter_requests_total", code="204") == (1 if status_of(first) == 204 else 0)
         assert m.get("infermeter_requests_total", code="500") == 0
         assert m.get("infermeter_requests_total", code="200", outcome="completed") == (2 if status_of(first) == 200 else 1)
@@ -76,7 +78,7 @@ def test_bodiless_status_with_content_length_keeps_the_client_connection(relay: 
             second = read_response(sock)
         assert status_of(first) == status and b'etag: "v1"' in first.lower()
         assert status_of(second) == 200 and b"tok" in second
-        m = scrape(r.url)
+        m = poll(lambda: scrape(r.url), lambda m: m.get("infermeter_requests_total") == 2)
         assert m.get("infermeter_requests_total", code=str(status), outcome="completed") == 1
         assert m.get("infermeter_requests_total", code="200", outcome="completed") == 1
 
