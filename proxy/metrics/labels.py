@@ -20,9 +20,17 @@ class ModelLabels:
         if not name:
             return UNKNOWN
         label = name[:MAX_MODEL_CHARS]
-        if label in self._seen:
+        if label in self._seen or self._learned(label):
             return label
         if not admit or len(self._seen) >= self.limit:
             return OVERFLOW
+        return label if self._take(label) else OVERFLOW
+
+    def _learned(self, label: str) -> bool:
+        """Whether ``label`` was admitted elsewhere since we last looked (one process: never)."""
+        return False
+
+    def _take(self, label: str) -> bool:
+        """Admit ``label`` into a free slot; False if the slots ran out meanwhile."""
         self._seen.add(label)
-        return label
+        return True

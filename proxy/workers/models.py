@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 
-from proxy.metrics.labels import MAX_MODEL_CHARS, OVERFLOW, UNKNOWN, ModelLabels
+from proxy.metrics.labels import ModelLabels
 
 
 class SharedModelLabels(ModelLabels):
@@ -23,28 +23,22 @@ class SharedModelLabels(ModelLabels):
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self._read = 0
 
-    def __call__(self, name: str | None, admit: bool = True) -> str:
-        if not name:
-            return UNKNOWN
-        label = name[:MAX_MODEL_CHARS]
-        if label in self._seen:
-            return label
+    def _learned(self, label: str) -> bool:
         if os.fstat(self._fd).st_size != self._read:
             self._catch_up()
-            if label in self._seen:
-                return label
-        if not admit or len(self._seen) >= self.limit:
-            return OVERFLOW
+        return label in self._seen
+
+    def _take(self, label: str) -> bool:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             self._catch_up()
             if label in self._seen:
-                return label
+                return True
             if len(self._seen) >= self.limit:
-                return OVERFLOW
+                return False
             os.write(self._fd, json.dumps(label).encode() + b"\n")
             self._catch_up()
-            return label
+            return True
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
