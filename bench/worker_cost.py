@@ -71,6 +71,7 @@ def scrape_side(repeat: int) -> dict[str, float]:
     from proxy.metrics.definitions import Metrics
     from proxy.metrics.recorder import Recorder
     from proxy.stream.endpoints import ENDPOINTS
+    from proxy.stream.base import RequestInfo
     from proxy.timing import RequestRecord
     from proxy.workers.merge import Merger
     from proxy.workers.snapshot import decode, snapshot
@@ -81,7 +82,7 @@ def scrape_side(repeat: int) -> dict[str, float]:
         for model in ("m1", "m2", "m3", "m4"):
             recorder.started(endpoint)
             now = time.perf_counter_ns()
-            rec = RequestRecord(endpoint, now - 2_000_000_000, request_model=model, stream=True, code=200,
+            rec = RequestRecord(endpoint, now - 2_000_000_000, request=RequestInfo(model=model), stream=True, code=200,
                                 t_headers=now - 1_900_000_000, t_first=now - 1_800_000_000, t_last=now - 1000, t_end=now)
             rec.gaps_ns.extend([20_000_000] * 30)
             recorder.record(rec)

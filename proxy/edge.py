@@ -85,6 +85,9 @@ def edge_protocol(limits: HeadLimits) -> type[HttpToolsProtocol]:
             before = self._head_bytes
             self._began = False
             self._unset_keepalive_if_required()
+            # uvicorn's own data_received, but for a refusal raised in a callback: uvicorn
+            # would log "Invalid HTTP request received." and answer 400 for each one, a log
+            # line per connection under a header flood.
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserCallbackError as exc:

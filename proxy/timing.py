@@ -26,8 +26,6 @@ GAP_BUFFER = 256
 class RequestRecord:
     endpoint: str
     t_arrival: int
-    # The model the client's request named; the response's, when it names one, wins.
-    request_model: str | None = None
     stream: bool = False
     code: int = 0
     outcome: str = COMPLETED
@@ -71,7 +69,12 @@ class RequestRecord:
         return len(self.gaps_ns) >= GAP_BUFFER
 
     @property
+    def request_model(self) -> str | None:
+        return None if self.request is None else self.request.model
+
+    @property
     def model(self) -> str | None:
+        """The response's model when it names one, else the request's (DESIGN.md section 6)."""
         return self.report.model or self.request_model
 
     @property

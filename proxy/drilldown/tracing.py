@@ -233,7 +233,7 @@ class Tracing:
             return
         attrs = span_attributes(rec, self.server_address, self.server_port)
         operation = _OPERATION.get(rec.endpoint)
-        model = rec.request.model if rec.request is not None else None
+        model = rec.request_model
         if operation is not None and model:
             span.update_name(f"{operation} {model[:128]}")
         span.set_attributes(attrs)

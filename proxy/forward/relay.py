@@ -121,7 +121,6 @@ class Relay:
             return
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
-        rec.request_model = info.model
         rec.request = info
         inject = False
         if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:

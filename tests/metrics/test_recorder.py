@@ -8,7 +8,7 @@ from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
 from proxy.metrics.labels import ModelLabels
 from proxy.metrics.recorder import Recorder
-from proxy.stream.base import StreamSummary
+from proxy.stream.base import RequestInfo, StreamSummary
 from proxy.timing import CANCELLED, GAP_BUFFER, RequestRecord
 
 MS = 1_000_000
@@ -20,13 +20,20 @@ def _recorder(**settings: object) -> tuple[Recorder, CollectorRegistry]:
     return Recorder(Metrics(registry, s), s), registry
 
 
+def _relay(recorder: Recorder, *records: RequestRecord) -> None:
+    """Each record as the relay hands it over: started at arrival, recorded at the end."""
+    for rec in records:
+        recorder.started(rec.endpoint)
+        recorder.record(rec)
+
+
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     value = registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
 
 
 def _stream(t0: int = 0) -> RequestRecord:
-    rec = RequestRecord("chat_completions", t0, request_model="m", stream=True, code=200,
+    rec = RequestRecord("chat_completions", t0, request=RequestInfo(model="m"), stream=True, code=200,
                         report=StreamSummary(output_tokens=4, token_events=4))
     rec.t_headers = t0 + 50 * MS
     rec.tokens(1, t0 + 100 * MS)
@@ -38,8 +45,7 @@ def _stream(t0: int = 0) -> RequestRecord:
 
 def test_stream_observations() -> None:
     recorder, reg = _recorder()
-    recorder.started("chat_completions")
-    recorder.record(_stream())
+    _relay(recorder, _stream())
     lab = {"endpoint": "chat_completions", "model": "m"}
     assert _value(reg, "infermeter_time_to_first_token_seconds_sum", **lab) == 0.1
     assert _value(reg, "infermeter_time_between_tokens_seconds_count", **lab) == 3
@@ -54,14 +60,12 @@ def test_stream_observations() -> None:
 
 def test_single_token_stream_has_no_tpot_and_non_stream_no_ttft() -> None:
     recorder, reg = _recorder()
-    one = RequestRecord("completions", 0, request_model="m", stream=True, code=200, t_end=10 * MS,
+    one = RequestRecord("completions", 0, request=RequestInfo(model="m"), stream=True, code=200, t_end=10 * MS,
                         report=StreamSummary(output_tokens=1, token_events=1))
     one.tokens(1, 5 * MS)
-    plain = RequestRecord("completions", 0, request_model="m", code=200, t_end=10 * MS,
+    plain = RequestRecord("completions", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS,
                           report=StreamSummary(output_tokens=7))
-    for rec in (one, plain):
-        recorder.started("completions")
-        recorder.record(rec)
+    _relay(recorder, one, plain)
     lab = {"endpoint": "completions", "model": "m"}
     assert _value(reg, "infermeter_time_to_first_token_seconds_count", **lab) == 1
     assert _value(reg, "infermeter_time_per_output_token_seconds_count", **lab) == 0
@@ -70,12 +74,10 @@ def test_single_token_stream_has_no_tpot_and_non_stream_no_ttft() -> None:
 
 def test_slo_met_only_when_every_slo_is_met() -> None:
     recorder, reg = _recorder(slo_ttft=0.15, slo_request_duration=0.19)
-    recorder.started("chat_completions")
-    recorder.record(_stream())  # TTFT 0.1 meets 0.15, but duration 0.2 misses 0.19
+    _relay(recorder, _stream())  # TTFT 0.1 meets 0.15, but duration 0.2 misses 0.19
     cancelled = _stream()
     cancelled.outcome = CANCELLED
-    recorder.started("chat_completions")
-    recorder.record(cancelled)  # the client left: neither met nor missed
+    _relay(recorder, cancelled)  # the client left: neither met nor missed
     lab = {"endpoint": "chat_completions", "model": "m"}
     assert _value(reg, "infermeter_slo_requests_total", result="missed", **lab) == 1
     assert _value(reg, "infermeter_slo_requests_total", result="met", **lab) == 0
@@ -92,7 +94,7 @@ def test_model_labels_are_cut_and_capped() -> None:
 
 
 def test_output_tokens_fall_back_on_token_events_and_say_so() -> None:
-    rec = RequestRecord("chat_completions", 0, request_model="m", code=200, report=StreamSummary(token_events=3))
+    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="m"), code=200, report=StreamSummary(token_events=3))
     assert (rec.output_tokens, rec.tokens_estimated) == (3, True)
     rec.report.output_tokens = 5
     assert (rec.output_tokens, rec.tokens_estimated) == (5, False)
@@ -100,7 +102,7 @@ def test_output_tokens_fall_back_on_token_events_and_say_so() -> None:
 
 
 def test_the_response_model_wins_over_the_request_model() -> None:
-    rec = RequestRecord("chat_completions", 0, request_model="alias", report=StreamSummary(model="real"))
+    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="alias"), report=StreamSummary(model="real"))
     assert rec.model == "real"
     rec.report.model = None
     assert rec.model == "alias"
@@ -109,8 +111,7 @@ def test_the_response_model_wins_over_the_request_model() -> None:
 def test_only_a_successful_answer_admits_a_new_model_label() -> None:
     recorder, reg = _recorder(max_models=1)
     for model, code in (("junk", 404), ("real", 200), ("junk", 200)):
-        recorder.started("chat_completions")
-        recorder.record(RequestRecord("chat_completions", 0, request_model=model, code=code, t_end=MS))
+        _relay(recorder, RequestRecord("chat_completions", 0, request=RequestInfo(model=model), code=code, t_end=MS))
     assert _value(reg, "infermeter_requests_total", endpoint="chat_completions", model="other", code="404", outcome="completed") == 1
     assert _value(reg, "infermeter_requests_total", endpoint="chat_completions", model="real", code="200", outcome="completed") == 1
     # The slot went to the first model a server answered for; later names are "other".
@@ -119,7 +120,7 @@ def test_only_a_successful_answer_admits_a_new_model_label() -> None:
 
 def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
     recorder, reg = _recorder()
-    rec = RequestRecord("chat_completions", 0, request_model="m", stream=True, code=200)
+    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="m"), stream=True, code=200)
     recorder.started("chat_completions")
     held = 0
     for i in range(10 * GAP_BUFFER):
@@ -138,14 +139,12 @@ def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
 
 def test_server_reported_phases_and_token_subsets() -> None:
     recorder, reg = _recorder()
-    reported = RequestRecord("ollama_chat", 0, request_model="m", code=200, t_end=10 * MS, report=StreamSummary(
+    reported = RequestRecord("ollama_chat", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS, report=StreamSummary(
         input_tokens=40, output_tokens=9, cached_input_tokens=32, reasoning_output_tokens=5,
         phases={"load": 2.5, "prefill": 0.125, "decode": 0.5}))
-    silent = RequestRecord("ollama_chat", 0, request_model="m", code=200, t_end=10 * MS,
+    silent = RequestRecord("ollama_chat", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS,
                            report=StreamSummary(input_tokens=40, output_tokens=9))
-    for rec in (reported, silent):
-        recorder.started("ollama_chat")
-        recorder.record(rec)
+    _relay(recorder, reported, silent)
     lab = {"endpoint": "ollama_chat", "model": "m"}
     assert _value(reg, "infermeter_cached_input_tokens_total", **lab) == 32
     assert _value(reg, "infermeter_reasoning_output_tokens_total", **lab) == 5
