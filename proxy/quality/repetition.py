@@ -1,0 +1,56 @@
+"""The ``repetition`` check: is the output's tail a degenerate loop?
+
+A model stuck in a loop (Holtzman et al. 2019; common in small and quantized models at
+low temperature) repeats one unit of text until ``max_tokens``. The check keeps only
+the last ``WINDOW`` characters of the output (``content.Content``: bounded memory, a
+list append per delta) and decides once, when the response ends:
+
+1. the window must hold at least ``MIN_CHARS`` characters (short answers cannot burn a
+   GPU to ``max_tokens``, and a few repeats in them are more often lists than loops);
+2. the unit's length ``p`` is the distance back to the nearest earlier occurrence of the
+   window's last ``PROBE`` characters: a periodic text recurs at its period, and the
+   ``rfind`` is one C-level scan, so normal text (where the probe never recurs) costs
+   nothing more;
+3. the unit must fit at least ``MIN_REPEATS`` times in the window;
+4. at least ``MIN_COVER`` of the window's characters must equal the character ``p``
+   before them: the repeating unit covers most of the window. A tolerance, not exact
+   equality, so loops with a counter in them ("Step 7: ...", "Step 8: ...") still count.
+
+The constants were chosen on real outputs (SmolLM2-135M through llama-server, and a
+normal-text corpus from the standard library's docs, licence and source): docs/quality.md
+gives the measurement and the false-positive rate.
+"""
+
+from __future__ import annotations
+
+from operator import eq
+
+WINDOW = 1024
+MIN_CHARS = 256
+PROBE = 24
+MIN_REPEATS = 4
+MIN_COVER = 0.9
+
+
+def loop_period(text: str) -> int | None:
+    """The length of the repeating unit when ``text``'s tail is a loop, else None."""
+    found = measure(text)
+    return found[0] if found is not None and found[1] >= MIN_COVER else None
+
+
+def measure(text: str) -> tuple[int, float] | None:
+    """The candidate unit length of ``text``'s tail and the share of the window it covers;
+    None when the tail is too short or has no candidate unit (steps 1 to 3)."""
+    s = text[-WINDOW:]
+    n = len(s)
+    if n < MIN_CHARS:
+        return None
+    # The nearest earlier occurrence of the last PROBE characters (it must start before
+    # the probe itself does, overlapping allowed: "aaaa" has period 1).
+    j = s.rfind(s[-PROBE:], 0, n - 1)
+    if j < 0:
+        return None
+    p = n - PROBE - j
+    if p * MIN_REPEATS > n:
+        return None
+    return p, sum(map(eq, s[p:], s[:-p])) / (n - p)
