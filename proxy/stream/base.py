@@ -12,8 +12,9 @@ yields the same total events and the same summary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # The closed set of finish reasons (DESIGN.md section 6).
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "error", "other")
@@ -39,6 +40,10 @@ class StreamSummary:
     # Seconds the server itself says each phase took, keyed by PHASES; None when it
     # reported none.
     phases: dict[str, float] | None = None
+    # Called with every object the format parsed (a chunk, an event, a body) when something
+    # watches the answer's content: the response checks (DESIGN.md section 15, proxy/quality).
+    # None when nothing does: then it costs one attribute test per parsed object.
+    observer: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
