@@ -49,6 +49,9 @@ def on_json(summary: StreamSummary, body: Any) -> None:
 
 def apply(summary: StreamSummary, obj: Any) -> int:
     """Read one chunk (or a whole non-streaming response); return 1 if it carries output."""
+    observer = summary.observer
+    if observer is not None:
+        observer(obj)
     if summary.model is None:
         set_model(summary, obj.get("model"))
     usage = obj.get("usage")
