@@ -34,6 +34,9 @@ def on_json(summary: StreamSummary, body: Any) -> None:
 
 def apply(summary: StreamSummary, obj: Any) -> int:
     """Read one line (or a whole non-streaming body); return 1 if it carries output."""
+    observer = summary.observer
+    if observer is not None:
+        observer(obj)
     if summary.model is None:
         set_model(summary, obj.get("model"))
     if obj.get("error"):
