@@ -35,6 +35,9 @@ def on_json(summary: StreamSummary, body: Any) -> None:
 
 def apply(summary: StreamSummary, obj: Any) -> int:
     """Read one event (or a whole non-streaming body); return 1 if it carries output."""
+    observer = summary.observer
+    if observer is not None:
+        observer(obj)
     if obj.get("error"):
         set_finish(summary, "error")
         return 0
