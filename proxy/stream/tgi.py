@@ -54,6 +54,9 @@ def _number(value: bytes) -> int | None:
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
     obj = loads(data)
+    observer = summary.observer
+    if observer is not None:
+        observer(obj)
     if obj.get("error"):
         set_finish(summary, "error")
         return 0
@@ -67,6 +70,8 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
 def on_json(summary: StreamSummary, body: Any) -> None:
     if type(body) is list:
         body = body[0] if body else {}
+    if summary.observer is not None:
+        summary.observer(body)
     if body.get("error"):
         set_finish(summary, "error")
         return
