@@ -47,13 +47,23 @@ _TOOL_CALL_ITEMS = frozenset({"function_call", "custom_tool_call"})
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
     if event in _TOKEN_EVENTS:
-        return 1 if loads(data).get("delta") else 0
+        obj = loads(data)
+        if summary.observer is not None:
+            summary.observer(obj)
+        return 1 if obj.get("delta") else 0
+    if event == b"response.output_item.added":
+        # Only the response checks read it (a tool call's name): parsed only for them.
+        if summary.observer is not None:
+            summary.observer(loads(data))
+        return 0
     if event in _STATUS_EVENTS:
         _apply_response(summary, loads(data).get("response"), _STATUS_EVENTS[event])
         return 0
     if event == MESSAGE:
         # No ``event:`` line: the type is only in the data.
         obj = loads(data)
+        if summary.observer is not None:
+            summary.observer(obj)
         kind = obj.get("type")
         if type(kind) is not str:
             return 0
@@ -68,6 +78,8 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
 
 
 def on_json(summary: StreamSummary, body: Any) -> None:
+    if summary.observer is not None:
+        summary.observer(body)
     if body.get("error") and body.get("object") != "response":
         set_finish(summary, "error")  # an API error body, not a response object
         return
