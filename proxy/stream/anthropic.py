@@ -40,7 +40,15 @@ _CACHE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
     if event == b"content_block_delta":
-        return _delta(loads(data).get("delta"))
+        obj = loads(data)
+        if summary.observer is not None:
+            summary.observer(obj)
+        return _delta(obj.get("delta"))
+    if event == b"content_block_start":
+        # Only the response checks read it (a tool_use block's name): parsed only for them.
+        if summary.observer is not None:
+            summary.observer(loads(data))
+        return 0
     if event == b"message_start":
         _message_start(summary, loads(data).get("message"))
     elif event == b"message_delta":
@@ -52,6 +60,8 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
     elif event == MESSAGE:
         # No ``event:`` line: the type is only in the data.
         obj = loads(data)
+        if summary.observer is not None:
+            summary.observer(obj)
         kind = obj.get("type")
         if kind == "content_block_delta":
             return _delta(obj.get("delta"))
@@ -66,6 +76,8 @@ def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
 
 
 def on_json(summary: StreamSummary, body: Any) -> None:
+    if summary.observer is not None:
+        summary.observer(body)
     if body.get("type") == "error":
         set_finish(summary, "error")
         return
