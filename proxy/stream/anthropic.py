@@ -23,7 +23,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model
+from proxy.stream.fields import count, set_cached, set_finish, set_input, set_model, set_output
 from proxy.stream.sse import MESSAGE
 
 _DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
@@ -35,7 +35,6 @@ _STOP = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_CACHE_FIELDS = ("cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
@@ -110,17 +109,14 @@ def _message_start(summary: StreamSummary, message: Any) -> None:
 def _usage(summary: StreamSummary, usage: Any) -> None:
     if not usage:
         return
-    tokens = count(usage.get("input_tokens"))
+    read = count(summary, usage.get("cache_read_input_tokens"))
+    tokens = count(summary, usage.get("input_tokens"))
     if tokens is not None:
-        for field in _CACHE_FIELDS:
-            tokens += count(usage.get(field)) or 0
-        summary.input_tokens = tokens
-    tokens = count(usage.get("cache_read_input_tokens"))
-    if tokens is not None:
-        summary.cached_input_tokens = tokens
-    tokens = count(usage.get("output_tokens"))
-    if tokens is not None:
-        summary.output_tokens = tokens
+        written = count(summary, usage.get("cache_creation_input_tokens")) or 0
+        set_input(summary, tokens + written + (read or 0))  # the sum is held to the same bound
+    if read is not None:
+        set_cached(summary, read)
+    set_output(summary, usage.get("output_tokens"))
 
 
 def _stop(summary: StreamSummary, reason: Any) -> None:

@@ -16,12 +16,14 @@ import re
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import set_model, set_phase
+from proxy.stream.fields import set_input, set_model, set_phase
 
 KEEP = 4096
 _MODEL = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){1,1024})"')
-_PROMPT = re.compile(rb'"(?:prompt_tokens|prompt_eval_count)"\s*:\s*(\d{1,15})\b')
-_LOAD = re.compile(rb'"load_duration"\s*:\s*(\d{1,19})\b')
+# Signs and more digits than any count or time has are matched, for set_input and
+# set_phase to reject as impossible rather than miss.
+_PROMPT = re.compile(rb'"(?:prompt_tokens|prompt_eval_count)"\s*:\s*(-?\d{1,24})\b')
+_LOAD = re.compile(rb'"load_duration"\s*:\s*(-?\d{1,24})\b')
 
 
 class EmbeddingsTap:
@@ -58,7 +60,7 @@ class EmbeddingsTap:
                 set_model(summary, loads(b'"' + model.group(1) + b'"'))
             prompt = _PROMPT.search(tail) or _PROMPT.search(head)
             if prompt:
-                summary.input_tokens = int(prompt.group(1))
+                set_input(summary, int(prompt.group(1)))
             load = _LOAD.search(tail) or _LOAD.search(head)
             if load:
                 set_phase(summary, "load", int(load.group(1)), 1e9)

@@ -1,7 +1,16 @@
 """Small writers from parsed JSON values into a ``StreamSummary``, shared by the formats.
 
-Servers disagree on details (a null here, a float there), so each writer checks the
-type it stores and ignores anything else rather than guessing.
+Servers disagree on details (a null here, a string there), so a value of another type
+than the one a field holds is ignored rather than guessed at. A number of the right kind
+that no server could mean is another matter: it is rejected and counted as a parse
+error, never exported (docs/metrics.md, "What a server may report"):
+
+- a token count is an integer from 0 to ``MAX_TOKENS``, and the cached part of the
+  input is at most the input;
+- a phase is a finite duration from 0 to ``MAX_PHASE_SECONDS``.
+
+These run only on the fields that carry usage or timings (once per request, or once per
+usage chunk for servers that repeat it), never per token event.
 """
 
 from __future__ import annotations
@@ -10,7 +19,13 @@ from typing import Any
 
 from proxy.stream.base import StreamSummary
 
-_INF = float("inf")
+# llama.cpp counts tokens in 32-bit signed integers and the largest context windows are
+# about 10M tokens: a larger count is a broken or hostile server, and one such value
+# would dwarf every later increase of a counter.
+MAX_TOKENS = 2**31 - 1
+# A phase of one request longer than a day is not a measurement; 1e308 ms would make a
+# histogram's _sum useless for good.
+MAX_PHASE_SECONDS = 86_400.0
 
 
 def set_model(summary: StreamSummary, value: Any) -> None:
@@ -25,21 +40,74 @@ def set_finish(summary: StreamSummary, reason: str) -> None:
         summary.finish_reason = reason
 
 
-def count(value: Any) -> int | None:
-    """A token count as the server wrote it: a non-negative int, else None."""
-    if type(value) is int and value >= 0:
-        return value
+def count(summary: StreamSummary, value: Any) -> int | None:
+    """A token count as the server wrote it, or None when it wrote none. A number that is
+    not an integer from 0 to MAX_TOKENS (-1, 2.5, 2**64-1, 1e308) is None and a parse error."""
+    if type(value) is int:
+        if 0 <= value <= MAX_TOKENS:
+            return value
+    elif type(value) is not float:
+        return None  # absent, null, a string, a bool: not a count at all
+    summary.parse_errors += 1
     return None
+
+
+def set_input(summary: StreamSummary, value: Any) -> None:
+    tokens = count(summary, value)
+    if tokens is not None:
+        summary.input_tokens = tokens
+        cached = summary.cached_input_tokens
+        if cached is not None and cached > tokens:
+            # The cached part came first (llama.cpp's timings) and is larger than the
+            # whole: one of the two is wrong, and input is the count everything rests on.
+            summary.cached_input_tokens = None
+            summary.parse_errors += 1
+
+
+def set_output(summary: StreamSummary, value: Any) -> None:
+    tokens = count(summary, value)
+    if tokens is not None:
+        summary.output_tokens = tokens
+
+
+def set_cached(summary: StreamSummary, value: Any) -> None:
+    tokens = count(summary, value)
+    if tokens is not None:
+        known = summary.input_tokens
+        if known is not None and tokens > known:
+            summary.parse_errors += 1
+        else:
+            summary.cached_input_tokens = tokens
+
+
+def settle(summary: StreamSummary) -> None:
+    """The body ended: a cached count whose input never came, or came impossible, cannot be
+    held to cached <= input, so it is not exported (the counters keep cached a subset)."""
+    if summary.input_tokens is None:
+        summary.cached_input_tokens = None
+
+
+def set_reasoning(summary: StreamSummary, value: Any) -> None:
+    # Not held to reasoning <= output: xAI, for one, counts reasoning outside
+    # completion_tokens.
+    tokens = count(summary, value)
+    if tokens is not None:
+        summary.reasoning_output_tokens = tokens
 
 
 def set_phase(summary: StreamSummary, phase: str, value: Any, per_second: float) -> None:
     """Record a phase (one of PHASES) the server timed, ``value`` in its own unit, of which
-    ``per_second`` make a second; anything but a finite non-negative number is ignored."""
-    if (type(value) is int or type(value) is float) and 0 <= value < _INF:
-        phases = summary.phases
-        if phases is None:
-            phases = summary.phases = {}
-        phases[phase] = value / per_second
+    ``per_second`` make a second. A number outside 0 to MAX_PHASE_SECONDS (negative, 1e308)
+    is a parse error; anything but a number is ignored."""
+    if type(value) is int or type(value) is float:
+        seconds = value / per_second
+        if 0 <= seconds <= MAX_PHASE_SECONDS:
+            phases = summary.phases
+            if phases is None:
+                phases = summary.phases = {}
+            phases[phase] = seconds
+        else:
+            summary.parse_errors += 1
 
 
 def openai_details(summary: StreamSummary, usage: Any, inp: str, out: str) -> None:
@@ -48,11 +116,7 @@ def openai_details(summary: StreamSummary, usage: Any, inp: str, out: str) -> No
     in chat, ``input_tokens_details``/``output_tokens_details`` in Responses)."""
     details = usage.get(inp)
     if type(details) is dict:
-        tokens = count(details.get("cached_tokens"))
-        if tokens is not None:
-            summary.cached_input_tokens = tokens
+        set_cached(summary, details.get("cached_tokens"))
     details = usage.get(out)
     if type(details) is dict:
-        tokens = count(details.get("reasoning_tokens"))
-        if tokens is not None:
-            summary.reasoning_output_tokens = tokens
+        set_reasoning(summary, details.get("reasoning_tokens"))

@@ -15,6 +15,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
+from proxy.stream.fields import settle
 
 DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
 
@@ -54,4 +55,5 @@ class JSONBodyTap:
             self._handler(self.summary, loads(parts[0] if len(parts) == 1 else b"".join(parts)))
         except Exception:
             self.summary.parse_errors += 1
+        settle(self.summary)
         return 0

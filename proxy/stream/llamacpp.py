@@ -20,7 +20,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model, set_phase
+from proxy.stream.fields import set_cached, set_finish, set_input, set_model, set_output, set_phase
 
 _STOP_TYPE = {"eos": "stop", "word": "stop", "limit": "length"}
 
@@ -43,12 +43,8 @@ def apply(summary: StreamSummary, obj: Any) -> int:
         return 0
     if obj.get("stop"):
         set_model(summary, obj.get("model"))
-        tokens = count(obj.get("tokens_predicted"))
-        if tokens is not None:
-            summary.output_tokens = tokens
-        tokens = count(obj.get("tokens_evaluated"))
-        if tokens is not None:
-            summary.input_tokens = tokens
+        set_output(summary, obj.get("tokens_predicted"))
+        set_input(summary, obj.get("tokens_evaluated"))
         set_finish(summary, _finish(obj))
         timings = obj.get("timings")
         if timings:
@@ -63,7 +59,7 @@ def apply_timings(summary: StreamSummary, timings: Any) -> None:
     if summary.cached_input_tokens is None:
         # usage.prompt_tokens_details.cached_tokens, where the server sends it, says the
         # same and wins; /completion has only this.
-        summary.cached_input_tokens = count(timings.get("cache_n"))
+        set_cached(summary, timings.get("cache_n"))
 
 
 def _finish(obj: Any) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_model, set_phase
+from proxy.stream.fields import set_finish, set_input, set_model, set_output, set_phase
 
 _DONE = {"stop": "stop", "length": "length"}
 _PHASES = (("load", "load_duration"), ("prefill", "prompt_eval_duration"), ("decode", "eval_duration"))
@@ -48,12 +48,8 @@ def apply(summary: StreamSummary, obj: Any) -> int:
     else:
         token = 1 if obj.get("response") or obj.get("thinking") else 0
     if obj.get("done"):
-        tokens = count(obj.get("prompt_eval_count"))
-        if tokens is not None:
-            summary.input_tokens = tokens
-        tokens = count(obj.get("eval_count"))
-        if tokens is not None:
-            summary.output_tokens = tokens
+        set_input(summary, obj.get("prompt_eval_count"))
+        set_output(summary, obj.get("eval_count"))
         set_finish(summary, _DONE.get(obj.get("done_reason"), "other"))
         for phase, field in _PHASES:
             set_phase(summary, phase, obj.get(field), 1e9)

@@ -22,7 +22,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, openai_details, set_finish, set_model
+from proxy.stream.fields import openai_details, set_finish, set_input, set_model, set_output
 from proxy.stream.llamacpp import apply_timings
 
 _DONE = b"[DONE]"
@@ -89,10 +89,6 @@ def _has_output(delta: Any) -> bool:
 
 
 def _apply_usage(summary: StreamSummary, usage: Any) -> None:
-    prompt = count(usage.get("prompt_tokens"))
-    if prompt is not None:
-        summary.input_tokens = prompt
-    completion = count(usage.get("completion_tokens"))
-    if completion is not None:
-        summary.output_tokens = completion
+    set_input(summary, usage.get("prompt_tokens"))
+    set_output(summary, usage.get("completion_tokens"))
     openai_details(summary, usage, "prompt_tokens_details", "completion_tokens_details")

@@ -20,7 +20,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, openai_details, set_finish, set_model
+from proxy.stream.fields import openai_details, set_finish, set_input, set_model, set_output
 from proxy.stream.sse import MESSAGE
 
 _TOKEN_EVENTS = frozenset(
@@ -92,12 +92,8 @@ def _apply_response(summary: StreamSummary, response: Any, status: Any) -> None:
     set_model(summary, response.get("model"))
     usage = response.get("usage")
     if usage:
-        tokens = count(usage.get("input_tokens"))
-        if tokens is not None:
-            summary.input_tokens = tokens
-        tokens = count(usage.get("output_tokens"))
-        if tokens is not None:
-            summary.output_tokens = tokens
+        set_input(summary, usage.get("input_tokens"))
+        set_output(summary, usage.get("output_tokens"))
         openai_details(summary, usage, "input_tokens_details", "output_tokens_details")
     if status == "completed":
         called = any(type(item) is dict and item.get("type") in _TOOL_CALL_ITEMS for item in response.get("output") or ())

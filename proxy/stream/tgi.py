@@ -26,7 +26,7 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import count, set_finish, set_phase
+from proxy.stream.fields import count, set_finish, set_input, set_output, set_phase
 
 _FINISH = {"eos_token": "stop", "stop_sequence": "stop", "length": "length"}
 _QUEUE, _PROMPT, _GENERATED = b"x-queue-time", b"x-prompt-tokens", b"x-generated-tokens"
@@ -38,18 +38,20 @@ def on_headers(summary: StreamSummary, headers: Sequence[tuple[bytes, bytes]]) -
         name = name.lower()
         if name == _QUEUE:
             set_phase(summary, "queue", _number(value), 1e3)
-        elif name == _PROMPT or name == _GENERATED:
-            tokens = _number(value)
-            if tokens is not None:
-                if name == _PROMPT:
-                    summary.input_tokens = tokens
-                else:
-                    summary.output_tokens = tokens
+        elif name == _PROMPT:
+            set_input(summary, _number(value))
+        elif name == _GENERATED:
+            set_output(summary, _number(value))
 
 
-def _number(value: bytes) -> int | None:
+def _number(value: bytes) -> int | float | None:
+    """A header's integer, None when it is not one; one too long to be any count or time
+    is infinite, for the writers to reject as they reject any impossible number."""
     value = value.strip()
-    return int(value) if value.isdigit() and len(value) < 16 else None
+    digits = value[1:] if value[:1] == b"-" else value
+    if not digits.isdigit():
+        return None
+    return int(value) if len(digits) < 20 else float("inf")
 
 
 def on_sse(summary: StreamSummary, event: bytes, data: bytes) -> int:
@@ -81,16 +83,13 @@ def on_json(summary: StreamSummary, body: Any) -> None:
 
 
 def _details(summary: StreamSummary, details: Any) -> None:
-    tokens = count(details.get("generated_tokens"))
-    if tokens is not None:
-        summary.output_tokens = tokens
-    tokens = count(details.get("input_length"))
+    set_output(summary, details.get("generated_tokens"))
+    tokens = count(summary, details.get("input_length"))
     if tokens is None:
         prefill = details.get("prefill")
         if type(prefill) is list and prefill:
             tokens = len(prefill)
-    if tokens is not None:
-        summary.input_tokens = tokens
+    set_input(summary, tokens)
     reason = details.get("finish_reason")
     if reason:
         set_finish(summary, _FINISH.get(reason, "other"))

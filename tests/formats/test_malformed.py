@@ -8,6 +8,7 @@ from typing import Any
 import anthropic
 import httpx
 import ollama
+import orjson
 import pytest
 from anthropic.types import MessageParam
 
@@ -159,3 +160,23 @@ def test_tgi_truncated_event_and_error(scripted: Stage) -> None:
     _, d = _raw(scripted, steps, "/generate_stream")
     check_stream(d, "tgi_generate", "unknown", inputs=None, outputs=4, reason="error", estimated=True, events=4,
                  parse_errors=1, last=TTFT + 4 * TBT)
+
+
+def test_impossible_usage_and_timings_are_parse_errors_not_metrics(scripted: Stage) -> None:
+    # llama-server's OpenAI stream shape (timings on the finish chunk, then the usage chunk)
+    # with numbers no server could mean: 2**64-1 prompt tokens, a prefill of 1e308 ms, a
+    # negative decode. The bytes pass untouched; none of those numbers reaches /metrics.
+    def chunk(**fields: Any) -> bytes:
+        return b"data: " + orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "model": "impossible",
+                                         **fields}) + b"\n\n"
+
+    words = tuple(chunk(choices=[{"index": 0, "delta": {"content": w}, "finish_reason": None}]) for w in ("a", "b"))
+    finish = chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                   timings={"prompt_ms": 1e308, "predicted_ms": -1.0, "cache_n": 9})
+    usage = chunk(choices=[], usage={"prompt_tokens": 2**64 - 1, "completion_tokens": 2,
+                                     "prompt_tokens_details": {"cached_tokens": 7}})
+    _, d = _raw(scripted, paced((), words, (finish, usage, b"data: [DONE]\n\n"), TTFT, TBT), "/v1/chat/completions")
+    check_stream(d, "chat_completions", "impossible", inputs=None, outputs=2, reason="stop", events=2, parse_errors=3)
+    labels = {"endpoint": "chat_completions", "model": "impossible"}
+    assert d.get("infermeter_cached_input_tokens_total", **labels) == 0, "cached with no possible input to hold it to"
+    assert d.get("infermeter_upstream_phase_seconds_count", **labels) == 0

@@ -126,7 +126,7 @@ def test_llamacpp_older_stop_flags() -> None:
         assert (s.finish_reason, s.output_tokens, s.input_tokens) == (expected, 3, 2)
 
 
-def test_counts_of_the_wrong_type_are_ignored() -> None:
+def test_counts_of_the_wrong_type_are_ignored_and_impossible_ones_are_errors() -> None:
     s = StreamSummary()
     openai.on_json(s, {"usage": {"prompt_tokens": "9", "completion_tokens": -1}})
-    assert (s.input_tokens, s.output_tokens) == (None, None)
+    assert (s.input_tokens, s.output_tokens, s.parse_errors) == (None, None, 1)
