@@ -17,8 +17,9 @@ UPSTREAM_ERROR = "upstream_error"
 REJECTED = "rejected"
 OUTCOMES = (COMPLETED, CANCELLED, UPSTREAM_ERROR, REJECTED)
 
-# Gaps between token events are held until this many, then handed to the recorder, so an
-# endless stream costs constant memory (issue 15: one stored gap per event grew 15 MB in 45 s).
+# Gaps between token events are held until this many, then folded by the recorder into
+# per-bucket counts, so an endless stream costs constant memory (issue 15: one stored gap
+# per event grew 15 MB in 45 s).
 GAP_BUFFER = 256
 
 
@@ -39,6 +40,11 @@ class RequestRecord:
     # that arrive in one chunk are 0 apart, as the client sees them: those are counted.
     gaps_ns: list[int] = field(default_factory=list)
     zero_gaps: int = 0
+    # Gaps already folded away (a stream past GAP_BUFFER): counts per time-between-tokens
+    # bucket and their sum, ns. Observed only when the request ends, under the model label
+    # it ends with: a server may name the model in its last event only (issue 19).
+    gap_counts: list[int] | None = None
+    gap_sum_ns: int = 0
     # Drill-down (DESIGN.md section 12). Wall-clock arrival, time.time_ns() taken once with
     # t_arrival: the log line's time and the span's start; later wall times are derived
     # from it and the monotonic stamps.
@@ -53,13 +59,14 @@ class RequestRecord:
     span: Any = None
     trace_id: str | None = None
     span_id: str | None = None
-    # The model label the recorder used, so the log line joins the metrics exactly.
+    # The model label the recorder put the request's metrics under, handed to the
+    # drill-down with the finished record so the log line joins the metrics exactly.
     model_label: str | None = None
 
     def tokens(self, n: int, now: int) -> bool:
         """``n`` token events completed in a chunk that arrived at ``now``.
 
-        True when the held gaps reached ``GAP_BUFFER`` and should be drained."""
+        True when the held gaps reached ``GAP_BUFFER`` and should be folded into counts."""
         if self.t_last is None:
             self.t_first = now
         else:

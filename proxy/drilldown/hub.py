@@ -61,8 +61,10 @@ class Drilldown:
         if tracing is not None and rec.span is not None:
             headers.extend(tracing.headers(rec))
 
-    def finish(self, rec: RequestRecord) -> None:
-        """The record is final (the recorder has read it): end the span, write the log line."""
+    def finish(self, rec: RequestRecord, model_label: str | None = None) -> None:
+        """The record is final: end the span, write the log line. ``model_label`` is the
+        one the recorder put its metrics under (None without metrics: the log says the model)."""
+        rec.model_label = model_label
         if rec.request_id is None:
             rec.request_id = new_request_id()
         try:

@@ -102,9 +102,10 @@ class Relay:
         """The request is over, whichever way: the one place its record is handed on."""
         if rec.t_end is None:
             rec.t_end = perf_counter_ns()
-        if self.recorder is not None:
-            self.recorder.record(rec)
-        self.drilldown.finish(rec)
+        # The span and the log line carry the model label the metrics went under: the
+        # recorder chooses it, then the drill-down gets it with the record.
+        label = self.recorder.record(rec) if self.recorder is not None else None
+        self.drilldown.finish(rec, label)
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
         if scope["method"] == "CONNECT":

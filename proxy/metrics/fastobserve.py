@@ -7,6 +7,10 @@ several per request and one per token gap. Bisection finds the same bucket in ~7
 the updates (the sum, that one bucket, its exemplar) are the library's own, on the
 child's own values, so the exposition cannot tell the two apart
 (tests/metrics/test_fastobserve.py holds them equal, exemplars included).
+
+``observe_counts`` adds many observations held as per-bucket counts in one go: the
+recorder holds a long stream's token gaps that way until the request's model label is
+final (issue 19).
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import time
 from bisect import bisect_left
 from typing import Any
 
-from prometheus_client.validation import _validate_exemplar
+from prometheus_client import Histogram
 from prometheus_client.samples import Exemplar
+from prometheus_client.validation import _validate_exemplar
 
 
 class FastObserve:
@@ -43,6 +48,21 @@ class FastObserve:
         if exemplar:
             _validate_exemplar(exemplar)  # type: ignore[no-untyped-call]
             bucket.set_exemplar(Exemplar(exemplar, amount, time.time()))
+
+    def observe_counts(self, counts: list[int], total: float) -> None:
+        """``counts[i]`` observations in bucket ``i`` (the first bound >= the value, bisected
+        over ``upper_bounds``), summing to ``total``: what observing each would leave, up
+        to float rounding of the sum."""
+        self._sum.inc(total)
+        buckets = self._buckets
+        for i, n in enumerate(counts):
+            if n:
+                buckets[i].inc(n)
+
+
+def upper_bounds(histogram: Histogram) -> list[float]:
+    """The bucket bounds, +Inf last, that ``histogram`` and every child of it share."""
+    return list(histogram._upper_bounds)
 
 
 def fast(child: Any) -> Any:

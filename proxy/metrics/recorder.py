@@ -3,16 +3,23 @@
 Label children are bound once per (endpoint, model) and kept; a record costs a few
 bound ``observe``/``inc`` calls plus one per token gap. Histogram children observe
 through ``fastobserve`` (bisection over the 70-100 buckets instead of a linear walk).
+
+A request's observations all land under the one model label it ends with, which only
+the finished record decides (a llama.cpp stream names its model in its last event): a
+long stream's gaps are folded mid-stream into per-bucket counts on the record, and
+observed with the rest at the end (issue 19). ``record`` returns that label; the relay
+hands it to the drill-down with the record, so the log line carries it too.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Any
 
 from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
-from proxy.metrics.fastobserve import fast
+from proxy.metrics.fastobserve import fast, upper_bounds
 from proxy.metrics.labels import ModelLabels
 from proxy.stream.base import FINISH_REASONS
 from proxy.stream.endpoints import OTHER
@@ -41,15 +48,20 @@ class _Children:
 
 
 class Recorder:
-    def __init__(self, metrics: Metrics, settings: Settings) -> None:
+    def __init__(self, metrics: Metrics, settings: Settings, models: ModelLabels | None = None) -> None:
         self.m = metrics
-        self.models = ModelLabels(settings.max_models)
+        # --workers passes the cap every worker shares (proxy.workers.models).
+        self.models = models if models is not None else ModelLabels(settings.max_models)
         self.slo_ttft = settings.slo_ttft
         self.slo_tpot = settings.slo_tpot
         self.slo_duration = settings.slo_request_duration
         self._children: dict[tuple[str, str], _Children] = {}
         self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._headers = {endpoint: fast(child) for endpoint, child in metrics.headers_by_endpoint.items()}
+        # Every TBT child shares these: a stream's gaps are counted per bucket before its
+        # label, and so its child, is known.
+        self._tbt_bounds = upper_bounds(metrics.tbt)
+        self._zero_bucket = bisect_left(self._tbt_bounds, 0.0)
 
     def started(self, endpoint: str) -> None:
         self.m.in_flight_by_endpoint[endpoint].inc()
@@ -60,26 +72,55 @@ class Recorder:
         return self.models(rec.model, admit=200 <= rec.code < 300)
 
     def drain_gaps(self, rec: RequestRecord) -> None:
-        """Observe the token gaps the record holds and forget them (constant memory per stream)."""
-        observe = self._bind(rec.endpoint, self.model_label(rec)).tbt.observe
+        """Fold the token gaps the record holds into its per-bucket counts (constant memory
+        per stream); ``record`` observes them under the label the request ends with."""
+        self._fold(rec)
+
+    def _fold(self, rec: RequestRecord) -> list[int]:
+        bounds = self._tbt_bounds
+        counts = rec.gap_counts
+        if counts is None:
+            counts = rec.gap_counts = [0] * len(bounds)
+        total = 0
         for gap in rec.gaps_ns:
-            observe(gap / 1e9)
-        for _ in range(rec.zero_gaps):
-            observe(0.0)
+            # The bucket FastObserve.observe(gap / 1e9) would pick.
+            counts[bisect_left(bounds, gap / 1e9)] += 1
+            total += gap
+        rec.gap_sum_ns += total
+        counts[self._zero_bucket] += rec.zero_gaps
         rec.gaps_ns.clear()
         rec.zero_gaps = 0
+        return counts
 
-    def record(self, rec: RequestRecord) -> None:
+    def _observe_gaps(self, rec: RequestRecord, tbt: Any) -> None:
+        if rec.gap_counts is None:
+            # Never folded (fewer than GAP_BUFFER gaps): observed one by one, as cheap as
+            # it was for the short streams most requests are.
+            observe = tbt.observe
+            for gap in rec.gaps_ns:
+                observe(gap / 1e9)
+            for _ in range(rec.zero_gaps):
+                observe(0.0)
+            rec.gaps_ns.clear()
+            rec.zero_gaps = 0
+            return
+        counts = self._fold(rec)
+        tbt.observe_counts(counts, rec.gap_sum_ns / 1e9)
+        rec.gap_counts = None
+        rec.gap_sum_ns = 0
+
+    def record(self, rec: RequestRecord) -> str:
+        """Write the finished record's metrics; the model label they went under."""
         m = self.m
         m.in_flight_by_endpoint[rec.endpoint].dec()
-        model = rec.model_label = self.model_label(rec)
+        model = self.model_label(rec)
         key = (rec.endpoint, model, rec.code, rec.outcome)
         counter = self._requests.get(key)
         if counter is None:
             counter = self._requests[key] = m.requests.labels(rec.endpoint, model, str(rec.code), rec.outcome)
         counter.inc()
         if rec.outcome == REJECTED:
-            return
+            return model
         c = self._bind(rec.endpoint, model)
         duration = rec.duration_s
         # Exemplars (OpenMetrics only): the sampled span's ids, else the request id.
@@ -93,8 +134,8 @@ class Recorder:
         ttft = rec.ttft_s
         if ttft is not None:
             c.ttft.observe(ttft, exemplar)
-            if rec.gaps_ns or rec.zero_gaps:
-                self.drain_gaps(rec)
+            if rec.gaps_ns or rec.zero_gaps or rec.gap_counts is not None:
+                self._observe_gaps(rec, c.tbt)
         if rec.tokens_estimated:
             m.estimated_by_endpoint[rec.endpoint].inc()
         out = rec.output_tokens
@@ -121,6 +162,7 @@ class Recorder:
         # SLOs are about inference: /v1/models or /health answers say nothing of them.
         if c.slo_met is not None and rec.outcome != CANCELLED and rec.endpoint != OTHER:
             (c.slo_met if self._slo_met(rec, ttft, tpot, duration) else c.slo_missed).inc()
+        return model
 
     def _slo_met(self, rec: RequestRecord, ttft: float | None, tpot: float | None, duration: float) -> bool:
         # A request that failed cannot meet an SLO; a threshold whose figure the request

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from proxy.metrics import buckets
-from proxy.metrics.fastobserve import FastObserve, fast
+from proxy.metrics.fastobserve import FastObserve, fast, upper_bounds
 
 VALUES = [0.0, -1.0, 1e-9, 0.02, 0.0205, 0.4, 1.0, 7.5, 59.999, 1e9, math.inf]
 
@@ -60,3 +61,22 @@ def test_nan_and_unknown_children_take_the_library_path() -> None:
     assert str(_samples(ra)) == str(_samples(rb))
     double = object()
     assert fast(double) is double
+
+
+def test_counts_added_in_one_go_expose_what_observing_each_would() -> None:
+    bounds = buckets.INTER_TOKEN
+    ra, ha, rb, hb = _pair(bounds)
+    slow, quick = ha.labels("chat"), fast(hb.labels("chat"))
+    values = [0.0, 0.0] + list(bounds)[:-1] + [b * 1.0001 for b in bounds[:-1]] + [1e9, 0.0205] * 3
+    for v in values:
+        slow.observe(v)
+    upper = upper_bounds(hb)
+    counts = [0] * len(upper)
+    for v in values:
+        counts[bisect_left(upper, v)] += 1
+    quick.observe_counts(counts, math.fsum(values))
+    a, b = _samples(ra), _samples(rb)
+    assert [s[:2] for s in a] == [s[:2] for s in b]
+    for (name, _, want), (_, _, got) in zip(a, b):
+        assert got == pytest.approx(want, rel=1e-12), name
+    assert rb.get_sample_value("h_seconds_count", {"endpoint": "chat"}) == len(values)

@@ -155,3 +155,64 @@ def test_server_reported_phases_and_token_subsets() -> None:
         assert _value(reg, "infermeter_upstream_phase_seconds_sum", phase=phase, **lab) == seconds
     # A phase no server reported has no series at all, not an empty histogram.
     assert reg.get_sample_value("infermeter_upstream_phase_seconds_count", {**lab, "phase": "queue"}) is None
+
+
+def test_a_stream_named_at_its_end_puts_every_gap_under_that_name() -> None:
+    recorder, reg = _recorder()
+    rec = RequestRecord("llamacpp_completion", 0, stream=True, code=200)
+    recorder.started(rec.endpoint)
+    drained = 0
+    for i in range(3 * GAP_BUFFER + 10):
+        if rec.tokens(1, (i + 1) * MS):
+            recorder.drain_gaps(rec)
+            drained += 1
+    rec.report = StreamSummary(model="late", token_events=3 * GAP_BUFFER + 10)
+    rec.t_end = (3 * GAP_BUFFER + 20) * MS
+    assert drained == 3
+    assert recorder.record(rec) == "late"
+    lab = {"endpoint": "llamacpp_completion"}
+    assert _value(reg, "infermeter_time_between_tokens_seconds_count", model="late", **lab) == 3 * GAP_BUFFER + 9
+    assert _value(reg, "infermeter_time_between_tokens_seconds_count", model="unknown", **lab) == 0
+    assert abs(_value(reg, "infermeter_time_between_tokens_seconds_sum", model="late", **lab)
+               - (3 * GAP_BUFFER + 9) / 1000) < 1e-9
+    # The record holds nothing afterwards: the counts went out once.
+    assert (rec.gap_counts, rec.gap_sum_ns, rec.gaps_ns, rec.zero_gaps) == (None, 0, [], 0)
+
+
+def test_folded_gaps_expose_exactly_what_observing_each_would() -> None:
+    folded, reg = _recorder()
+    rec = RequestRecord("chat_completions", 0, stream=True, code=200, request=RequestInfo(model="m"))
+    folded.started(rec.endpoint)
+    gaps: list[int] = []
+    now = 0
+    for i in range(5 * GAP_BUFFER):
+        # Gaps across the family's range (0.5 ms to 2.5 s), some exactly on a bound; two
+        # events in every fifth chunk (a 0 gap).
+        step = (i * 7919 % 5000 + 1) * 500_000 if i % 13 else 20_000_000
+        now += step
+        if i:
+            gaps.append(step)
+        n = 2 if i % 5 == 0 else 1
+        gaps.extend([0] * (n - 1))
+        if rec.tokens(n, now):
+            folded.drain_gaps(rec)
+    rec.report.token_events = len(gaps) + 1
+    rec.t_end = now + MS
+    assert rec.gap_counts is not None  # folded mid-stream
+    folded.record(rec)
+
+    one_by_one, expected = _recorder()
+    plain = RequestRecord("chat_completions", 0, stream=True, code=200, request=RequestInfo(model="m"),
+                          t_first=rec.t_first, t_last=rec.t_last, t_end=rec.t_end, report=rec.report)
+    _relay(one_by_one, plain)
+    child = one_by_one.m.tbt.labels("chat_completions", "m")
+    for gap in gaps:
+        child.observe(gap / 1e9)
+    name = "infermeter_time_between_tokens_seconds"
+    lab = {"endpoint": "chat_completions", "model": "m"}
+    got = {s.labels["le"]: s.value for f in reg.collect() for s in f.samples if s.name == f"{name}_bucket"}
+    want = {s.labels["le"]: s.value for f in expected.collect() for s in f.samples if s.name == f"{name}_bucket"}
+    assert got == want and got["+Inf"] == len(gaps)
+    # One addition of the exact ns total against one per gap: equal up to float rounding.
+    assert abs(_value(reg, f"{name}_sum", **lab) - _value(expected, f"{name}_sum", **lab)) <= 1e-12 * _value(
+        expected, f"{name}_sum", **lab)
