@@ -11,6 +11,10 @@ child's own values, so the exposition cannot tell the two apart
 ``observe_counts`` adds many observations held as per-bucket counts in one go: the
 recorder holds a long stream's token gaps that way until the request's model label is
 final (issue 19).
+
+The private fields read here (``HOOKS``) are prometheus-client's; pyproject.toml bounds
+the library to the versions tested, tests/metrics/test_fastobserve.py pins each field,
+and ``check_hooks`` stops start-up rather than a request when a version moved one.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from typing import Any
 from prometheus_client import Histogram
 from prometheus_client.samples import Exemplar
 from prometheus_client.validation import _validate_exemplar
+
+# What a histogram child keeps: its bucket bounds (+Inf last), a value per bucket (not
+# cumulative), and the sum.
+HOOKS = ("_upper_bounds", "_buckets", "_sum")
 
 
 class FastObserve:
@@ -65,9 +73,19 @@ def upper_bounds(histogram: Histogram) -> list[float]:
     return list(histogram._upper_bounds)
 
 
+def check_hooks() -> None:
+    """Raise when this prometheus-client keeps histograms differently from the versions
+    pyproject.toml allows: at start-up, not in a request."""
+    probe = Histogram("infermeter_probe", "probe", registry=None)
+    missing = [name for name in HOOKS if not hasattr(probe, name)]
+    if missing:
+        raise RuntimeError(f"this prometheus-client has no Histogram {', '.join(missing)}: "
+                           "install the version infermeter's pyproject.toml names")
+
+
 def fast(child: Any) -> Any:
     """``child`` with a bisecting ``observe``, or ``child`` itself when it is not a plain
     histogram child (another library version, a test double)."""
-    if not all(hasattr(child, name) for name in ("_upper_bounds", "_buckets", "_sum")):
+    if not all(hasattr(child, name) for name in HOOKS):
         return child
     return FastObserve(child)

@@ -19,7 +19,7 @@ from typing import Any
 
 from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
-from proxy.metrics.fastobserve import fast, upper_bounds
+from proxy.metrics.fastobserve import check_hooks, fast, upper_bounds
 from proxy.metrics.labels import ModelLabels
 from proxy.stream.base import FINISH_REASONS
 from proxy.stream.endpoints import OTHER
@@ -58,6 +58,7 @@ class Recorder:
         self._children: dict[tuple[str, str], _Children] = {}
         self._requests: dict[tuple[str, str, int, str], Any] = {}
         self._headers = {endpoint: fast(child) for endpoint, child in metrics.headers_by_endpoint.items()}
+        check_hooks()
         # Every TBT child shares these: a stream's gaps are counted per bucket before its
         # label, and so its child, is known.
         self._tbt_bounds = upper_bounds(metrics.tbt)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 from bisect import bisect_left
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.samples import Exemplar
+from prometheus_client.validation import _validate_exemplar
 
-from proxy.metrics import buckets
-from proxy.metrics.fastobserve import FastObserve, fast, upper_bounds
+from proxy.metrics import buckets, fastobserve
+from proxy.metrics.fastobserve import HOOKS, FastObserve, check_hooks, fast, upper_bounds
 
 VALUES = [0.0, -1.0, 1e-9, 0.02, 0.0205, 0.4, 1.0, 7.5, 59.999, 1e9, math.inf]
 
@@ -80,3 +85,53 @@ def test_counts_added_in_one_go_expose_what_observing_each_would() -> None:
     for (name, _, want), (_, _, got) in zip(a, b):
         assert got == pytest.approx(want, rel=1e-12), name
     assert rb.get_sample_value("h_seconds_count", {"endpoint": "chat"}) == len(values)
+
+
+# prometheus-client's private names fastobserve reads: each pinned here, so an upgrade
+# that moves one fails these tests by name, not the exposition by a wrong number.
+def test_the_private_histogram_fields_are_where_fastobserve_reads_them() -> None:
+    registry = CollectorRegistry()
+    histogram = Histogram("h_seconds", "h", ["endpoint"], registry=registry, buckets=(0.1, 1.0))
+    child = histogram.labels("chat")
+    assert all(hasattr(child, name) for name in HOOKS)
+    assert upper_bounds(histogram) == child._upper_bounds == [0.1, 1.0, math.inf]
+    # One value per bucket, not cumulative (the exposition sums them), and a sum.
+    assert len(child._buckets) == 3
+    child.observe(0.05)
+    child.observe(0.5)
+    child._buckets[1].inc(2)
+    child._sum.inc(1.0)
+    assert [b.get() for b in child._buckets] == [1.0, 3.0, 0.0]
+    assert child._sum.get() == 1.55
+    assert registry.get_sample_value("h_seconds_bucket", {"endpoint": "chat", "le": "1.0"}) == 4
+    child._buckets[0].set_exemplar(Exemplar({"request_id": "r"}, 0.05, 1.0))
+    (family,) = registry.collect()
+    bucket = next(s for s in family.samples if s.labels.get("le") == "0.1")
+    assert bucket.exemplar == Exemplar({"request_id": "r"}, 0.05, 1.0)
+
+
+def test_the_exemplar_check_is_the_librarys() -> None:
+    _validate_exemplar({"request_id": "r" * 100})  # type: ignore[no-untyped-call]
+    with pytest.raises(ValueError):
+        _validate_exemplar({"request_id": "r" * 200})  # type: ignore[no-untyped-call]
+
+
+def test_a_library_without_the_fields_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    check_hooks()
+
+    class Moved(Histogram):
+        def _metric_init(self) -> None:
+            super()._metric_init()
+            del self._sum
+
+    monkeypatch.setattr(fastobserve, "Histogram", Moved)
+    with pytest.raises(RuntimeError, match="_sum"):
+        check_hooks()
+
+
+def test_pyproject_allows_only_the_tested_prometheus_client() -> None:
+    """The installed version is the tested one; the bound keeps a fresh install to its minor."""
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    (line,) = re.findall(r'"(prometheus-client[^"]*)"', pyproject)
+    major, minor = (int(p) for p in version("prometheus-client").split(".")[:2])
+    assert line == f"prometheus-client>={major}.{minor},<{major}.{minor + 1}"
