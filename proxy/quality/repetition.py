@@ -7,10 +7,10 @@ list append per delta) and decides once, when the response ends:
 
 1. the window must hold at least ``MIN_CHARS`` characters (short answers cannot burn a
    GPU to ``max_tokens``, and a few repeats in them are more often lists than loops);
-2. the unit's length ``p`` is the distance back to the nearest earlier occurrence of the
-   window's last ``PROBE`` characters: a periodic text recurs at its period, and the
-   ``rfind`` is one C-level scan, so normal text (where the probe never recurs) costs
-   nothing more;
+2. a candidate unit length ``p`` is the distance back to an earlier occurrence of the
+   window's last ``PROBE`` characters (the nearest ``CANDIDATES``): a periodic text
+   recurs at its period, and ``rfind`` is one C-level scan, so normal text (where the
+   probe seldom recurs) costs nothing more;
 3. the unit must fit at least ``MIN_REPEATS`` times in the window;
 4. at least ``MIN_COVER`` of the window's characters must equal the character ``p``
    before them: the repeating unit covers most of the window. A tolerance, not exact
@@ -30,6 +30,7 @@ MIN_CHARS = 256
 PROBE = 24
 MIN_REPEATS = 4
 MIN_COVER = 0.9
+CANDIDATES = 8
 
 
 def loop_period(text: str) -> int | None:
@@ -39,18 +40,30 @@ def loop_period(text: str) -> int | None:
 
 
 def measure(text: str) -> tuple[int, float] | None:
-    """The candidate unit length of ``text``'s tail and the share of the window it covers;
-    None when the tail is too short or has no candidate unit (steps 1 to 3)."""
+    """The best candidate unit length of ``text``'s tail and the share of the window it
+    covers; None when the tail is too short or has no candidate unit (steps 1 to 3)."""
     s = text[-WINDOW:]
     n = len(s)
     if n < MIN_CHARS:
         return None
-    # The nearest earlier occurrence of the last PROBE characters (it must start before
-    # the probe itself does, overlapping allowed: "aaaa" has period 1).
-    j = s.rfind(s[-PROBE:], 0, n - 1)
-    if j < 0:
-        return None
-    p = n - PROBE - j
-    if p * MIN_REPEATS > n:
-        return None
-    return p, sum(map(eq, s[p:], s[:-p])) / (n - p)
+    probe = s[-PROBE:]
+    best: tuple[int, float] | None = None
+    # Earlier occurrences of the last PROBE characters, nearest first (overlapping the
+    # probe allowed: "aaaa" has period 1). A unit can hold the probe's text more than once
+    # (a paragraph whose sentences end alike), so a few candidates are tried, not only
+    # the nearest.
+    end = n - 1
+    for _ in range(CANDIDATES):
+        j = s.rfind(probe, 0, end)
+        if j < 0:
+            break
+        p = n - PROBE - j
+        if p * MIN_REPEATS > n:
+            break
+        cover = sum(map(eq, s[p:], s[:-p])) / (n - p)
+        if best is None or cover > best[1]:
+            best = (p, cover)
+        if cover >= MIN_COVER:
+            break
+        end = j + PROBE - 1
+    return best
