@@ -71,6 +71,8 @@ class HeadLimits:
     max_headers: int = 100
     # nginx's client_header_timeout is 60 s; a request head is a few hundred bytes.
     timeout: float = 30.0
+    # nginx's client_body_timeout: the longest pause in a body, also one nobody reads.
+    body_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,9 @@ class Settings:
     slo_ttft: float | None = None
     slo_tpot: float | None = None
     slo_request_duration: float | None = None
-    collectors: tuple[str, ...] = KNOWN_COLLECTORS
+    # None: every collector, the GPU's only where a driver is (proxy.collectors.catalog);
+    # named ones, gpu included, must work.
+    collectors: tuple[str, ...] | None = None
     sample_interval: float = 1.0
     probe_interval: float = 5.0
     probe_path: str | None = None
@@ -145,7 +149,7 @@ class Settings:
             raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {self.log_level!r}")
         if self.upstream_client not in UPSTREAM_CLIENTS:
             raise ConfigError(f"--upstream-client must be one of {', '.join(UPSTREAM_CLIENTS)}; got {self.upstream_client!r}")
-        unknown = [c for c in self.collectors if c not in KNOWN_COLLECTORS]
+        unknown = [c for c in self.collectors or () if c not in KNOWN_COLLECTORS]
         if unknown:
             raise ConfigError(f"--collectors: unknown collector(s) {', '.join(unknown)}; known: {', '.join(KNOWN_COLLECTORS)}")
         if self.admin_prefix and (not self.admin_prefix.startswith("/") or self.admin_prefix.endswith("/")
@@ -169,7 +173,7 @@ class Settings:
     @property
     def head_limits(self) -> HeadLimits:
         return HeadLimits(self.max_request_line, self.max_header_bytes, self.max_head_bytes, self.max_headers,
-                          self.head_timeout)
+                          self.head_timeout, self.body_timeout)
 
     @property
     def slo_thresholds(self) -> dict[str, float]:

@@ -16,7 +16,7 @@ import orjson
 
 from tests.faults.probes import Relayed
 from tests.support.wait import eventually
-from tests.faults.rawclient import CHAT, chat_request, connect, exchange, read_until_closed, status_of
+from tests.faults.rawclient import CHAT, chat_request, connect, exchange, read_response, read_until_closed, status_of
 from tests.faults.upstreams import RawUpstream
 from tests.support.metrics import scrape
 
@@ -171,3 +171,53 @@ def test_refused_heads_close_the_connection(relay: StartRelay) -> None:
         assert up.accepted == 0
         with socket.create_connection(("127.0.0.1", r.port), timeout=5):
             pass
+
+
+def _head_with(headers: int, size: int, port: int) -> bytes:
+    extra = b"".join(b"X-Big-%d: %s\r\n" % (i, b"h" * size) for i in range(headers))
+    return chat_request(port, extra=extra)
+
+
+def test_the_whole_head_limit_holds_in_one_read_as_in_two(relay: StartRelay) -> None:
+    with RawUpstream() as up:
+        r = relay(up.url, max_head_bytes=4096)
+        head = _head_with(2, 6000, r.port)  # each header under 8 KiB, the two over 4 KiB
+        assert status_of(exchange(r.port, head)) == 431  # one write: was relayed (200)
+        with connect(r.port) as sock:
+            sock.sendall(head[:7000])
+            time.sleep(0.2)  # a read of its own
+            sock.sendall(head[7000:])
+            assert status_of(read_response(sock)) == 431
+        assert status_of(exchange(r.port, chat_request(r.port))) == 200
+        assert up.accepted == 1
+
+
+def test_the_default_whole_head_limit_holds_in_one_read(relay: StartRelay) -> None:
+    with RawUpstream() as up:
+        r = relay(up.url)
+        for headers in (5, 12):  # 35 and 84 KB of 7,000-byte headers: both reached the upstream
+            answer = exchange(r.port, _head_with(headers, 7000, r.port))
+            assert status_of(answer) == 431 and b"request_head_too_large" in answer
+        assert status_of(exchange(r.port, _head_with(4, 7000, r.port))) == 200  # 28 KB: under 32 KiB
+        assert up.accepted == 1
+
+
+def test_asterisk_form_and_connect_are_answered_at_the_edge(relay: StartRelay) -> None:
+    with RawUpstream() as up:
+        r = relay(up.url)
+        base = r.baseline()
+        for method in (b"GET", b"OPTIONS", b"POST"):
+            with connect(r.port) as sock:
+                sock.sendall(b"%s * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" % method)
+                data, closed = read_until_closed(sock, 5)
+            assert status_of(data) == 400 and b"bad_request_target" in data and closed
+        with connect(r.port) as sock:
+            sock.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+            data, closed = read_until_closed(sock, 5)
+        assert status_of(data) == 405 and b"method_not_allowed" in data and closed
+        assert up.accepted == 0  # nothing was relayed
+        # Absolute-form is no refusal: its path is relayed, as nginx relays it.
+        assert status_of(exchange(r.port, chat_request(r.port, path=b"http://x/v1/chat/completions"))) == 200
+        assert up.wait_finished(1)
+        assert up.requests[0].startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+    r.assert_clean(base, up.port)
