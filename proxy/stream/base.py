@@ -57,6 +57,9 @@ class RequestInfo:
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    # What the request asked of the answer (JSON output, tools): a proxy.quality.expect.Expect,
+    # None when nothing checkable (DESIGN.md section 15).
+    expect: Any = None
 
 
 class Tap(Protocol):
