@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from orjson import loads
 
+from proxy.quality.expect import expectations
 from proxy.stream.base import RequestInfo
 from proxy.stream.endpoints import EMBEDDINGS, OLLAMA_CHAT, OLLAMA_GENERATE, OTHER, TGI_GENERATE
 
@@ -50,6 +51,7 @@ def inspect_request(endpoint: str, body: bytes, path: str | None = None) -> Requ
         max_tokens=_int(params, _MAX_TOKENS),
         temperature=_number(params.get("temperature")),
         top_p=_number(params.get("top_p")),
+        expect=expectations(endpoint, obj),
     )
 
 
