@@ -1,8 +1,8 @@
 """``create_app(settings)``: the sidecar's ASGI app. Wiring only; the work lives elsewhere.
 
-The relay is mounted as raw ASGI for every path except the proxy's own few, which a
-small FastAPI app serves (``/healthz``, ``/readyz``, and ``/metrics`` unless it has its
-own port).
+The relay is mounted as raw ASGI for every path except the proxy's own few, which the
+admin app serves (``proxy.admin``: ``/healthz``, ``/readyz``, and ``/metrics`` unless it
+has its own port). ``serve --workers N`` runs this same app in every worker.
 """
 
 from __future__ import annotations
@@ -12,36 +12,33 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry
 
-from proxy import __version__
+from proxy.admin import admin_app, metrics_app, own_paths, process_registry
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
 from proxy.drilldown.setup import build_drilldown
 from proxy.forward.relay import QuietAborts, Receive, Relay, Send
 from proxy.forward.transports import make_transport
 from proxy.metrics.definitions import Metrics
-from proxy.metrics.exposition import metrics_endpoint
+from proxy.metrics.labels import ModelLabels
 from proxy.metrics.recorder import Recorder
-
-log = logging.getLogger("infermeter")
-
-HEALTH_PATHS = ("/healthz", "/readyz")
 
 
 class Sidecar:
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None) -> None:
+    """One relay process's app: the relay, its recorder and registry, the proxy's own paths.
+
+    ``models`` replaces the recorder's own ``--max-models`` cap (``--workers`` shares one).
+    """
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
+                 models: ModelLabels | None = None) -> None:
         self.settings = settings
-        self.registry = registry if registry is not None else CollectorRegistry()
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        self.registry = process_registry(registry)
         recorder = None
         if settings.observe:
             self.metrics: Metrics | None = Metrics(self.registry, settings)
-            recorder = Recorder(self.metrics, settings)
+            recorder = Recorder(self.metrics, settings, models)
         else:
             self.metrics = None
         self.transport = make_transport(settings)
@@ -49,35 +46,9 @@ class Sidecar:
         self.relay = Relay(settings, self.transport, recorder, self.drilldown)
         _install_once(logging.getLogger("uvicorn.error"), QuietAborts())
         self.collectors: CollectorSet = build_collectors(settings, self.registry)
-        serve_metrics_here = settings.metrics_port is None
-        # The proxy's own paths hide the upstream's of the same name (vLLM's /metrics):
-        # --admin-prefix moves them aside for upstreams that need theirs reachable.
-        prefix = settings.admin_prefix
-        self.own_paths = frozenset(prefix + p for p in HEALTH_PATHS + (("/metrics",) if serve_metrics_here else ()))
-        self.admin = self._admin_app(serve_metrics_here, prefix)
-        self.metrics_app = self._metrics_only_app()
-
-    def _admin_app(self, with_metrics: bool, prefix: str) -> FastAPI:
-        app = FastAPI(title="infermeter", version=__version__, openapi_url=None, docs_url=None, redoc_url=None)
-
-        @app.get(prefix + "/healthz")
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok"}
-
-        @app.get(prefix + "/readyz")
-        async def readyz() -> JSONResponse:
-            if self.collectors.upstream_ready():
-                return JSONResponse({"status": "ready", "upstream": "up"})
-            return JSONResponse({"status": "not ready", "upstream": "down"}, status_code=503)
-
-        if with_metrics:
-            app.add_route(prefix + "/metrics", metrics_endpoint(self.registry, self.settings.metrics_token), methods=["GET"])
-        return app
-
-    def _metrics_only_app(self) -> FastAPI:
-        app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-        app.add_route("/metrics", metrics_endpoint(self.registry, self.settings.metrics_token), methods=["GET"])
-        return app
+        self.own_paths = own_paths(settings)
+        self.admin = admin_app(settings, self.registry, self.collectors.upstream_ready)
+        self.metrics_app = metrics_app(settings, self.registry)
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -95,10 +66,7 @@ class Sidecar:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                try:
-                    await self.collectors.start()
-                except Exception as exc:  # a collector must never keep the relay from serving
-                    log.exception("collectors failed to start: %s", exc)
+                await self.collectors.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.collectors.stop()
@@ -114,5 +82,6 @@ def _install_once(logger: logging.Logger, new: logging.Filter) -> None:
         logger.addFilter(new)
 
 
-def create_app(settings: Settings, registry: CollectorRegistry | None = None) -> Sidecar:
-    return Sidecar(settings, registry)
+def create_app(settings: Settings, registry: CollectorRegistry | None = None,
+               models: ModelLabels | None = None) -> Sidecar:
+    return Sidecar(settings, registry, models)

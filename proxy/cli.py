@@ -71,7 +71,8 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "slo-ttft": (float, "SLO on time to first token, seconds"),
     "slo-tpot": (float, "SLO on time per output token, seconds"),
     "slo-request-duration": (float, "SLO on request duration, seconds"),
-    "collectors": (_collectors, f"comma-separated collectors to run: {','.join(KNOWN_COLLECTORS)} (or 'none')"),
+    "collectors": (_collectors, f"comma-separated collectors to run: {','.join(KNOWN_COLLECTORS)} (or 'none'); "
+                                "unset: all, gpu only where an NVIDIA driver is"),
     "sample-interval": (float, "seconds between host/GPU samples"),
     "probe-interval": (float, "seconds between upstream health probes"),
     "probe-path": (str, "upstream path to probe (default: first of /health, /v1/models, /api/tags, / to answer)"),
@@ -205,6 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             settings = Settings(**_collect(args, SERVE_FLAGS, "INFERMETER_"))
+            if settings.workers > 1:
+                from proxy.workers.supervisor import supervise
+                return supervise(settings)
             from proxy.server import serve
             return serve(settings)
         if args.command == "simulate":

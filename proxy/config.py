@@ -107,7 +107,9 @@ class Settings:
     slo_ttft: float | None = None
     slo_tpot: float | None = None
     slo_request_duration: float | None = None
-    collectors: tuple[str, ...] = KNOWN_COLLECTORS
+    # None: every collector, the GPU's only where a driver is (proxy.collectors.catalog);
+    # named ones, gpu included, must work.
+    collectors: tuple[str, ...] | None = None
     sample_interval: float = 1.0
     probe_interval: float = 5.0
     probe_path: str | None = None
@@ -147,7 +149,7 @@ class Settings:
             raise ConfigError(f"--log-level must be one of critical, error, warning, info, debug; got {self.log_level!r}")
         if self.upstream_client not in UPSTREAM_CLIENTS:
             raise ConfigError(f"--upstream-client must be one of {', '.join(UPSTREAM_CLIENTS)}; got {self.upstream_client!r}")
-        unknown = [c for c in self.collectors if c not in KNOWN_COLLECTORS]
+        unknown = [c for c in self.collectors or () if c not in KNOWN_COLLECTORS]
         if unknown:
             raise ConfigError(f"--collectors: unknown collector(s) {', '.join(unknown)}; known: {', '.join(KNOWN_COLLECTORS)}")
         if self.admin_prefix and (not self.admin_prefix.startswith("/") or self.admin_prefix.endswith("/")

@@ -1,11 +1,16 @@
-"""Running the ASGI apps under uvicorn with the settings the hot path needs."""
+"""Running the ASGI apps under uvicorn with the settings the hot path needs.
+
+What both runtimes use (``uvicorn_config``, ``SideServer``, ``run_loop``,
+``configure_logging``) and ``serve``, the single-process runtime; the CLI picks it or the
+supervisor of ``proxy.workers``, which uses the same pieces.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Literal
 
 import uvicorn
@@ -53,12 +58,13 @@ async def _serve_together(main: uvicorn.Server, side: uvicorn.Server) -> None:
         await side_task
 
 
-def _run(config: uvicorn.Config, coro_factory: Any) -> None:
+def run_loop(config: uvicorn.Config, main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main()`` to completion on a new event loop of the kind ``config`` asks for (uvloop)."""
     factory = config.get_loop_factory()
     loop = factory() if factory is not None else asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(coro_factory())
+        loop.run_until_complete(main())
     finally:
         loop.close()
 
@@ -72,23 +78,20 @@ def configure_logging(level: str) -> None:
 
 
 def serve(settings: Settings) -> int:
+    """One process: the relay and the proxy's own paths on ``--port`` (and ``--metrics-port``)."""
     from proxy.app import create_app
 
-    if settings.workers > 1:
-        from proxy.workers.supervisor import supervise
-
-        return supervise(settings)
     configure_logging(settings.log_level)
     app = create_app(settings)
     main = uvicorn.Server(uvicorn_config(app, settings.host, settings.port, settings.log_level,
                                          limits=settings.head_limits))
     log.info("infermeter relaying http://%s:%d -> %s", settings.host, settings.port, settings.upstream)
     if settings.metrics_port is None:
-        _run(main.config, main.serve)
+        run_loop(main.config, main.serve)
         return 0
     side = SideServer(uvicorn_config(app.metrics_app, settings.host, settings.metrics_port, settings.log_level,
                                       lifespan="off"))
-    _run(main.config, lambda: _serve_together(main, side))
+    run_loop(main.config, lambda: _serve_together(main, side))
     return 0
 
 
@@ -102,5 +105,5 @@ def simulate(values: dict[str, Any]) -> int:
     server = uvicorn.Server(uvicorn_config(create_app(config), host, port, level))
     log.info("simulated LLM server on http://%s:%d (ttft %.3fs, tbt %.3fs, %d tokens)",
              host, port, config.ttft, config.tbt, config.output_tokens)
-    _run(server.config, server.serve)
+    run_loop(server.config, server.serve)
     return 0

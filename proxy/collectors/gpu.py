@@ -7,7 +7,9 @@ exported in base units: ratio 0-1, bytes, watts, joules, degrees Celsius, hertz.
 
 No pynvml, no driver or a failing ``nvmlInit`` make this collector report success 0 and
 nothing else (the sampler logs the reason once); initialisation is retried every
-``retry_interval`` seconds in case a driver comes back.
+``retry_interval`` seconds in case a driver comes back. A collector that is not
+``required`` (the default ``--collectors``, which nobody chose for this host) treats a
+host with no driver as a host with no GPU: one INFO line, no series, success 1.
 """
 
 from __future__ import annotations
@@ -68,8 +70,12 @@ class GpuCollector:
         locator: UpstreamProcessLocator | None = None,
         clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 30.0,
+        required: bool = True,
     ) -> None:
         self._nvml = nvml
+        self._required = required
+        # Why there is no GPU to read on this host (no driver, no pynvml), until NVML starts.
+        self._absent: str | None = None
         self._locator = locator
         self._clock = clock
         self._retry_interval = retry_interval
@@ -92,6 +98,8 @@ class GpuCollector:
 
     def sample(self) -> Sample:
         error = self._ensure_ready()
+        if self._absent is not None and not self._required:
+            return Sample(())
         if error is not None or self._devices is None:
             return Sample((), ok=False, error=error)
         families = _families()
@@ -115,14 +123,19 @@ class GpuCollector:
         if self._init_at is not None and now - self._init_at < self._retry_interval:
             return self._init_error
         self._init_at = now
+        was_absent = self._absent
         self._init_error = self._init()
+        if self._absent is not None and self._absent != was_absent and not self._required:
+            log.info("%s: GPU series off", self._absent)
         return self._init_error
 
     def _init(self) -> str | None:
+        self._absent = None
         if self._nvml is None:
             try:
                 self._nvml = importlib.import_module("pynvml")
             except ImportError:
+                self._absent = None if self._driver else "no NVML module (pip install nvidia-ml-py)"
                 return "NVML unavailable: the pynvml module is missing (pip install nvidia-ml-py); GPU series are off"
         nvml = self._nvml
         try:
@@ -140,6 +153,8 @@ class GpuCollector:
             self.close()
             hint = ""
             if getattr(exc, "value", None) in (_LIBRARY_NOT_FOUND, _DRIVER_NOT_LOADED):
+                # A driver that was here and went away is a failure, even when optional.
+                self._absent = None if self._driver else "no NVIDIA driver"
                 hint = " (no NVIDIA driver here; drop gpu from --collectors to silence this)"
             return f"NVML unavailable: {exc}{hint}; GPU series are off"
         self._devices = devices

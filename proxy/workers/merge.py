@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar, Sample
 
@@ -141,3 +142,21 @@ class Merger:
                 for f in families:
                     add(f, f.samples)
         return [total.metric() for total in out.values()]
+
+
+class MergedCollector:
+    """The one collector of the registry the supervisor's ``/metrics`` renders: its own
+    families merged with every worker's."""
+
+    def __init__(self, merger: Merger, own: CollectorRegistry) -> None:
+        self._merger = merger
+        self._own = own
+
+    def collect(self) -> Iterable[Metric]:
+        return self._merger.merged(self._own.collect())
+
+
+def merged_registry(merger: Merger, own: CollectorRegistry) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MergedCollector(merger, own))
+    return registry

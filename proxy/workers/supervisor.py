@@ -12,7 +12,6 @@ Ollama) once and answers ``/readyz`` and ``/metrics`` for every worker.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import multiprocessing
 import os
@@ -27,16 +26,15 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from proxy.admin import admin_app, metrics_app, process_registry
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
 from proxy.server import SideServer, configure_logging, uvicorn_config
-from proxy.workers.admin import admin_app, metrics_app, render_registry
 from proxy.workers.channel import WorkerLink
 from proxy.workers.listen import reserve
-from proxy.workers.merge import Merger
+from proxy.workers.merge import Merger, merged_registry
 from proxy.workers.worker import WorkerSpec, run_worker
 
 log = logging.getLogger("infermeter")
@@ -56,8 +54,9 @@ MAX_BACKOFF = 10.0
 
 @dataclass
 class _Worker:
+    # The worker's slot, 0..N-1; its replacement takes the same one. The merger keys its
+    # counts by slot too: a dead worker's are retired before the replacement starts.
     index: int
-    id: int
     process: BaseProcess
     link: WorkerLink
     started: float
@@ -94,16 +93,12 @@ class Supervisor:
         self.uds = os.path.join(private_dir, "supervisor.sock")
         self.models_path = os.path.join(private_dir, "models")
         self.merger = Merger()
-        self.own = CollectorRegistry()
-        ProcessCollector(registry=self.own)
-        PlatformCollector(registry=self.own)
-        GCCollector(registry=self.own)
+        self.own = process_registry()
         self.own.register(_WorkersCollector(self))
         self.collectors: CollectorSet = build_collectors(settings, self.own)
-        self.registry = render_registry(self.merger, self.own)
+        self.registry = merged_registry(self.merger, self.own)
         self.workers: dict[int, _Worker] = {}
         self.restarts = 0
-        self._ids = itertools.count(1)
         self._context = multiprocessing.get_context("spawn")
         self._backoff: dict[int, float] = {}
         self._stopping = False
@@ -124,8 +119,7 @@ class Supervisor:
                                         name=f"infermeter-worker-{index}", daemon=True)
         process.start()
         theirs.close()
-        worker_id = next(self._ids)
-        worker = _Worker(index, worker_id, process, WorkerLink(worker_id, ours, self.merger), time.monotonic())
+        worker = _Worker(index, process, WorkerLink(index, ours, self.merger), time.monotonic())
         self.workers[index] = worker
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._exited, worker)
@@ -144,7 +138,7 @@ class Supervisor:
         code = worker.process.exitcode
         await worker.link.close(COLLECT_DEADLINE)
         # What it counted stays in the totals; its gauges (in flight) go with it.
-        self.merger.retire(worker.id)
+        self.merger.retire(worker.index)
         if self.workers.get(worker.index) is worker:
             del self.workers[worker.index]
         if self._stopping:
@@ -170,7 +164,7 @@ class Supervisor:
 
     def _servers(self) -> list[uvicorn.Server]:
         s = self.settings
-        admin = admin_app(s, self.registry, self.collectors.upstream_ready, self.refresh, s.metrics_port is None)
+        admin = admin_app(s, self.registry, self.collectors.upstream_ready, self.refresh)
         servers: list[uvicorn.Server] = [SideServer(uvicorn.Config(admin, uds=self.uds, lifespan="off", log_level=s.log_level.lower(),
                                              access_log=False))]
         if s.metrics_port is not None:
@@ -183,10 +177,7 @@ class Supervisor:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        try:
-            await self.collectors.start()
-        except Exception as exc:  # a collector must never keep the relay from serving
-            log.exception("collectors failed to start: %s", exc)
+        await self.collectors.start()
         servers = self._servers()
         serving = [asyncio.ensure_future(server.serve()) for server in servers]
         while not all(server.started for server in servers):

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from proxy.admin import handoff_paths
 from proxy.app import create_app
 from proxy.config import Settings
-from proxy.server import _run, configure_logging, uvicorn_config
+from proxy.server import configure_logging, run_loop, uvicorn_config
 from proxy.workers.channel import serve_snapshots
-from proxy.workers.forward import Forwarding
+from proxy.workers.handoff import Handoff
 from proxy.workers.listen import worker_socket
 from proxy.workers.models import SharedModelLabels
 
@@ -35,15 +36,11 @@ def run_worker(spec: WorkerSpec, port: int, channel: socket.socket) -> None:
     settings = spec.settings
     configure_logging(settings.log_level)
     # Host, GPU, probe and Ollama collectors run once, in the supervisor.
-    sidecar = create_app(dataclasses.replace(settings, collectors=()))
-    recorder = sidecar.relay.recorder
-    if recorder is not None:
-        recorder.models = SharedModelLabels(settings.max_models, spec.models_path)
-    prefix = settings.admin_prefix
-    forwarded = {prefix + "/readyz"} | ({prefix + "/metrics"} if settings.metrics_port is None else set())
-    app = Forwarding(sidecar, frozenset(forwarded), spec.supervisor_uds)
+    sidecar = create_app(dataclasses.replace(settings, collectors=()),
+                         models=SharedModelLabels(settings.max_models, spec.models_path))
+    app = Handoff(sidecar, handoff_paths(settings), spec.supervisor_uds)
     # A supervisor that died (even by SIGKILL) closes the channel: drain and go too.
     serve_snapshots(channel, sidecar.registry, lambda: os.kill(os.getpid(), signal.SIGTERM))
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level, limits=settings.head_limits)
     server = uvicorn.Server(config)
-    _run(config, lambda: server.serve(sockets=[worker_socket(settings.host, port)]))
+    run_loop(config, lambda: server.serve(sockets=[worker_socket(settings.host, port)]))

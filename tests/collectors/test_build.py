@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from pathlib import Path
 
 import prometheus_client
+import pynvml  # type: ignore[import-untyped]
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.collectors import COLLECTORS, build_collectors
+from proxy.collectors.catalog import COLLECTORS, build_collectors
 from proxy.config import KNOWN_COLLECTORS, Settings
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml
 from tests.collectors.helpers import Upstream
-from tests.support.metrics import render
-from tests.support.wait import eventually
+from tests.support.metrics import render, scrape
+from tests.support.servers import ChildProcess, ThreadServer
+from tests.support.wait import eventually, wait_for
 
 GPU = ("gpu", "uuid")
 # Every series the collectors export, with its label names (DESIGN.md section 6).
@@ -133,3 +137,71 @@ def test_stop_is_prompt_while_a_gpu_read_hangs() -> None:
 def test_the_collector_table_is_the_flag_contract() -> None:
     # One table builds what --collectors names; the flag's accepted values are its keys.
     assert tuple(COLLECTORS) == KNOWN_COLLECTORS
+
+
+def _gpu_success(nvml: FakeNvml, collectors: tuple[str, ...] | None) -> tuple[float | None, bool]:
+    """(collector_success of gpu, whether any GPU series was exported) after one read."""
+    registry = CollectorRegistry()
+    built = build_collectors(Settings(upstream="http://192.0.2.1:8000", collectors=collectors, sample_interval=0.05),
+                             registry, nvml=nvml)
+    asyncio.run(built.start())
+    try:
+        assert eventually(lambda: render(registry).value("infermeter_collector_duration_seconds", collector="gpu") != 0)
+        data = render(registry)
+    finally:
+        asyncio.run(built.stop())
+    return data.value("infermeter_collector_success", collector="gpu"), any(n.startswith("infermeter_gpu_") for n in data.names())
+
+
+@pytest.mark.parametrize("code", [pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, pynvml.NVML_ERROR_DRIVER_NOT_LOADED])
+def test_no_driver_is_no_gpu_by_default_and_a_failure_when_asked_for(code: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="infermeter.collectors")
+    assert _gpu_success(FakeNvml([], init_error=code), None) == (1, False)
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records if "gpu" in r.getMessage().lower()]
+    assert lines == [(logging.INFO, "no NVIDIA driver: GPU series off")]
+    caplog.clear()
+    assert _gpu_success(FakeNvml([], init_error=code), ("system", "gpu")) == (0, False)
+    assert [r.levelno for r in caplog.records if "collector gpu failing: NVML unavailable" in r.getMessage()] == [logging.WARNING]
+
+
+def test_other_nvml_failures_still_fail_by_default() -> None:
+    # A driver that is there but will not start is a fault to see, not a host without a GPU.
+    assert _gpu_success(FakeNvml([], init_error=pynvml.NVML_ERROR_NO_PERMISSION), None) == (0, False)
+    assert _gpu_success(FakeNvml([FakeGpu(uuid="GPU-0")]), None) == (1, True)
+
+
+def _driver_here() -> bool:
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return False
+    pynvml.nvmlShutdown()
+    return True
+
+
+@pytest.mark.skipif(_driver_here(), reason="an NVIDIA driver is loaded here: there is a GPU to read")
+def test_serve_starts_clean_on_a_host_without_a_driver(sim: ThreadServer, tmp_path: Path) -> None:
+    """``infermeter serve`` with the default collectors: one INFO line, no warning, success 1."""
+    log = tmp_path / "serve.log"
+    with ChildProcess(["serve", "--upstream", sim.url, "--port", "{port}", "--sample-interval", "0.2"], log=log) as proxy:
+        wait_for(lambda: scrape(proxy.url).value("infermeter_collector_duration_seconds", collector="gpu") != 0,
+                 "the gpu collector's first read", timeout=10)
+        data = scrape(proxy.url)
+    text = log.read_text()
+    assert data.value("infermeter_collector_success", collector="gpu") == 1
+    assert not any(n.startswith("infermeter_gpu_") for n in data.names())
+    assert text.count("no NVIDIA driver: GPU series off") == 1, text
+    assert " INFO infermeter.collectors: no NVIDIA driver: GPU series off" in text
+    assert "WARNING" not in text and "ERROR" not in text, text
+
+
+@pytest.mark.skipif(_driver_here(), reason="an NVIDIA driver is loaded here: there is a GPU to read")
+def test_serve_with_gpu_named_says_why_it_fails(sim: ThreadServer, tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    with ChildProcess(["serve", "--upstream", sim.url, "--port", "{port}", "--collectors", "gpu"], log=log) as proxy:
+        wait_for(lambda: scrape(proxy.url).value("infermeter_collector_duration_seconds", collector="gpu") != 0,
+                 "the gpu collector's first read", timeout=10)
+        assert scrape(proxy.url).value("infermeter_collector_success", collector="gpu") == 0
+    text = log.read_text()
+    assert "WARNING infermeter.collectors: collector gpu failing: NVML unavailable" in text, text
+    assert "no NVIDIA driver: GPU series off" not in text

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from proxy.collectors.base import Sample, SyncCollector
-from proxy.collectors.registry import CachedCollector, StatusCollector
+from proxy.collectors.cached import CachedCollector, StatusCollector
 from proxy.collectors.gpu import GpuCollector
 from proxy.collectors.sampler import Sampler
 from tests.collectors.fake_nvml import FakeGpu, FakeNvml

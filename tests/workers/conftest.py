@@ -15,6 +15,7 @@ import psutil
 
 from tests.support.metrics import Scrape, scrape
 from tests.support.servers import ChildProcess, free_port
+from tests.support.wait import wait_for
 
 DEADLINE = 30.0
 
@@ -34,7 +35,7 @@ def workers_proxy(upstream: str, workers: int, *flags: str, ready_path: str = "/
     args = ["serve", "--upstream", upstream, "--port", str(port), "--workers", str(workers), "--collectors", "system",
             "--sample-interval", "0.2", "--log-level", "warning", *flags]
     with ChildProcess(args, port, ready_path=ready_path, log=log) as proxy:
-        poll(lambda: len(listening(proxy)) == workers, "every worker listening")
+        wait_for(lambda: len(listening(proxy)) == workers, "every worker listening", DEADLINE)
         yield proxy
 
 
@@ -60,14 +61,6 @@ def _cmdline(p: psutil.Process) -> list[str]:
     return []
 
 
-def poll(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE, step: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(step)
-
-
 def settled(url: str, check: Callable[[Scrape], bool], what: str, **kwargs: Any) -> Scrape:
     """The first scrape for which ``check`` holds (a loaded worker may answer a scrape late)."""
     last: list[Scrape] = []
@@ -76,7 +69,7 @@ def settled(url: str, check: Callable[[Scrape], bool], what: str, **kwargs: Any)
         last[:] = [scrape(url, **kwargs)]
         return check(last[0])
 
-    poll(ok, what)
+    wait_for(ok, what, DEADLINE)
     return last[0]
 
 

@@ -15,7 +15,8 @@ import httpx
 import psutil
 
 from tests.support.metrics import Scrape, scrape
-from tests.workers.conftest import Sent, listening, mixed_load, poll, settled, simulator, workers_proxy
+from tests.support.wait import wait_for
+from tests.workers.conftest import Sent, listening, mixed_load, settled, simulator, workers_proxy
 
 STREAMS = 40
 CUMULATIVE = ("_total", "_bucket", "_count", "_sum")
@@ -60,19 +61,19 @@ def test_kill_9_a_worker_mid_load(tmp_path: Path) -> None:
         watcher = threading.Thread(target=scraper)
         watcher.start()
         pids = listening(proxy)
-        poll(lambda: sum(_established(p, proxy.port) for p in pids) >= 16, "streams open on the workers")
+        wait_for(lambda: sum(_established(p, proxy.port) for p in pids) >= 16, "streams open on the workers")
         held = {p: _established(p, proxy.port) for p in pids}
         victim = max(held, key=lambda p: held[p])
         os.kill(victim, signal.SIGKILL)
         # Until its socket is closed the kernel still queues new connections on it, and
         # resets them with it: those were the dead worker's too.
-        poll(lambda: _gone(victim), "the killed worker gone", timeout=10, step=0.005)
+        wait_for(lambda: _gone(victim), "the killed worker gone", timeout=10, step=0.005)
         killed_at = time.monotonic()
         load.join(timeout=60)
         watcher.join(timeout=30)
 
         # It comes back: a new process listening beside the survivor, the restart counted and logged.
-        poll(lambda: len(listening(proxy)) == 2 and victim not in listening(proxy), "a replacement worker")
+        wait_for(lambda: len(listening(proxy)) == 2 and victim not in listening(proxy), "a replacement worker")
         m = settled(proxy.url, lambda m: m.get("infermeter_worker_restarts_total") == 1
                     and m.get("infermeter_requests_in_flight") == 0, "restart counted, nothing in flight")
         scrapes.append(m)

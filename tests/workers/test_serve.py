@@ -14,8 +14,9 @@ import psutil
 import pytest
 
 from tests.support.metrics import Scrape, scrape
+from tests.support.wait import wait_for
 from tests.support.servers import free_port
-from tests.workers.conftest import Sent, mixed_load, poll, settled, simulator, worker_pids, workers_proxy
+from tests.workers.conftest import Sent, mixed_load, settled, simulator, worker_pids, workers_proxy
 
 PROMTOOL = shutil.which("promtool")
 OPENMETRICS = {"accept": "application/openmetrics-text; version=1.0.0"}
@@ -98,5 +99,5 @@ def test_sigterm_stops_every_worker_gracefully() -> None:
         assert proxy.proc is not None
         proxy.proc.send_signal(signal.SIGTERM)
         assert proxy.proc.wait(timeout=30) == 0
-        poll(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids),
+        wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids),
              "workers gone")

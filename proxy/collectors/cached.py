@@ -1,4 +1,4 @@
-"""The registry side: prometheus_client collectors that only yield what is cached.
+"""What the registry holds for the collectors: prometheus_client collectors that only yield what is cached.
 
 ``collect()`` runs on whatever thread renders ``/metrics`` (often the event loop), so it
 never reads a source: it returns families the sampler already built, or computes a

@@ -1,9 +1,9 @@
-"""A worker's front: ``/readyz`` and ``/metrics`` go to the supervisor, the rest to the relay.
+"""A worker's front: it hands ``/readyz`` and ``/metrics`` to the supervisor, the rest to the relay.
 
 With one port shared by every worker, a scrape or a readiness check lands on any of
 them; the supervisor alone runs the upstream probe and sees every worker's counters, so
-the worker passes those paths on, over the supervisor's private unix socket. ``/healthz``
-stays local: it says that this process serves.
+the worker passes those paths (``proxy.admin.handoff_paths``) on, over the supervisor's
+private unix socket. ``/healthz`` stays local: it says that this process serves.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _REQUEST_HEADERS = (b"accept", b"accept-encoding", b"authorization")
 _RESPONSE_HEADERS = ("content-type", "content-encoding", "www-authenticate")
 
 
-class Forwarding:
+class Handoff:
     def __init__(self, sidecar: Sidecar, paths: frozenset[str], supervisor_uds: str) -> None:
         self.sidecar = sidecar
         self.paths = paths
@@ -34,7 +34,7 @@ class Forwarding:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in self.paths:
-            await self._forward(scope, send)
+            await self._hand_off(scope, send)
         elif scope["type"] == "lifespan":
             try:
                 await self.sidecar(scope, receive, send)
@@ -43,7 +43,7 @@ class Forwarding:
         else:
             await self.sidecar(scope, receive, send)
 
-    async def _forward(self, scope: MutableMapping[str, Any], send: Send) -> None:
+    async def _hand_off(self, scope: MutableMapping[str, Any], send: Send) -> None:
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"] if k in _REQUEST_HEADERS]
         query = scope.get("query_string", b"").decode("latin-1")
         url = scope["path"] + ("?" + query if query else "")
