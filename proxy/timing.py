@@ -62,6 +62,12 @@ class RequestRecord:
     # The model label the recorder put the request's metrics under, handed to the
     # drill-down with the finished record so the log line joins the metrics exactly.
     model_label: str | None = None
+    # Response checks (DESIGN.md section 15): the checks watching the answer while it streams
+    # (a proxy.quality.checks.ResponseChecks), then each (check, result) and the failed checks'
+    # names; None when the answer was not checked.
+    quality: Any = None
+    checks: list[tuple[str, str]] | None = None
+    checks_failed: list[str] | None = None
 
     def tokens(self, n: int, now: int) -> bool:
         """``n`` token events completed in a chunk that arrived at ``now``.
