@@ -101,6 +101,21 @@ class RequestLogMetrics:
             self.dropped.labels(reason)
 
 
+class QualityMetrics:
+    """Response checks and evaluations (DESIGN.md section 15): the checks' counter when checks
+    are on, the judge's series when a judge is set."""
+
+    def __init__(self, registry: CollectorRegistry, checks: bool, evals: bool) -> None:
+        self.checks = Counter(
+            f"{NS}_response_checks", "Checks of completed answers (empty, json, tool_arguments, repetition) by result.",
+            (*EM, "check", "result"), registry=registry) if checks else None
+        self.eval_score = Histogram(
+            f"{NS}_eval_score", "Scores a judge model gave sampled answers, per rubric (0 to 1).",
+            ("model", "rubric"), registry=registry, buckets=[i / 10 for i in range(1, 11)]) if evals else None
+        self.evals = Counter(f"{NS}_evals", "Evaluations by the judge, by outcome (scored, failed, dropped).",
+                             ("rubric", "outcome"), registry=registry) if evals else None
+
+
 class _BuildInfo:
     def collect(self) -> list[GaugeMetricFamily]:
         family = GaugeMetricFamily(f"{NS}_build_info", "infermeter build; always 1.", labels=["version"])
