@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from proxy.quality import rubrics
+from proxy.quality.checks import parse_checks
+
 KNOWN_COLLECTORS = ("system", "gpu", "upstream", "ollama")
 UPSTREAM_CLIENTS = ("native", "httpx")
 MAX_WORKERS = 256
@@ -124,6 +127,17 @@ class Settings:
     # Relay processes on one port under a supervisor (proxy.workers); 1 is the plain
     # single-process path, unchanged.
     workers: int = 1
+    # Response checks and evaluations (DESIGN.md section 15): checks on every answer ('all',
+    # 'none' or a comma list), and a judge model for a sample of them when --eval-url is set.
+    checks: str = "all"
+    eval_url: str | None = None
+    eval_model: str | None = None
+    eval_sample: float = 0.01
+    eval_rubric: tuple[str, ...] = ()
+    eval_rubrics: str | None = None
+    eval_concurrency: int = 2
+    eval_queue: int = 100
+    eval_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         # Frozen: the parsed value is stored once, beside the text it came from.
@@ -169,6 +183,52 @@ class Settings:
             raise ConfigError("--request-log-queue must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS} (or 'auto'), got {self.workers}")
+        self._check_quality()
+
+    def _check_quality(self) -> None:
+        try:
+            parse_checks(self.checks)
+        except ValueError as exc:
+            raise ConfigError(f"--checks: {exc}") from None
+        if self.eval_url is None:
+            if self.eval_model or self.eval_rubric or self.eval_rubrics:
+                raise ConfigError("--eval-model, --eval-rubric and --eval-rubrics need --eval-url (the judge)")
+            return
+        judge = urlsplit(self.eval_url)
+        if judge.scheme not in ("http", "https") or not judge.hostname:
+            raise ConfigError(f"--eval-url must be an http:// or https:// URL, got {self.eval_url!r}")
+        if judge.hostname in (self.host, "localhost", "127.0.0.1") and judge.port == self.port and self.port != 0:
+            # Its traffic would be measured as user traffic, and would be sampled for judging.
+            raise ConfigError("--eval-url points at this proxy; point it at the judge server itself")
+        if not self.eval_model:
+            raise ConfigError("--eval-url needs --eval-model, the judge model's name")
+        if not 0 <= self.eval_sample <= 1:
+            raise ConfigError(f"--eval-sample must be a fraction between 0 and 1, got {self.eval_sample}")
+        if self.eval_concurrency < 1 or self.eval_queue < 1:
+            raise ConfigError("--eval-concurrency and --eval-queue must be at least 1")
+        if not self.eval_timeout > 0:
+            raise ConfigError("--eval-timeout must be a positive number of seconds")
+        self.judge_rubrics  # noqa: B018 (loads the file and checks the names now, not at the first request)
+
+    @property
+    def enabled_checks(self) -> frozenset[str]:
+        return parse_checks(self.checks)
+
+    @property
+    def judge_rubrics(self) -> dict[str, str]:
+        """The rubrics to run, name -> prompt template: --eval-rubric (default relevance) from the
+        built-in ones and --eval-rubrics FILE."""
+        known = dict(rubrics.BUILT_IN)
+        if self.eval_rubrics is not None:
+            try:
+                known.update(rubrics.load(self.eval_rubrics))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--eval-rubrics: {exc}") from None
+        names = self.eval_rubric or ("relevance",)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ConfigError(f"--eval-rubric: unknown rubric(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return {n: known[n] for n in names}
 
     @property
     def head_limits(self) -> HeadLimits:
