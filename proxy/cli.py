@@ -36,6 +36,12 @@ def _optional_int(text: str) -> int | None:
     return None if text.strip().lower() in ("", "none") else int(text)
 
 
+def _names(text: str | list[str]) -> tuple[str, ...]:
+    """Names from a repeated flag (a list) or a comma-separated value (one flag, or its variable)."""
+    parts = text if isinstance(text, list) else [text]
+    return tuple(n.strip() for part in parts for n in part.split(",") if n.strip())
+
+
 def _workers(text: str) -> int:
     """A count, or ``auto``: one per core this process may run on (its CPU affinity, as
     a container's cpuset sets it), not the host's core count."""
@@ -81,6 +87,16 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "otlp-endpoint": (str, "export one OpenTelemetry span per request to this OTLP base URL (the OTEL_* variables work too)"),
     "request-log": (str, "write one JSON line per request to this file ('-': standard output)"),
     "request-log-queue": (int, "request-log lines held for the writer before new ones are dropped (and counted)"),
+    "checks": (str, "response checks on every answer: all, none, or a comma list of empty, json, tool_arguments, repetition"),
+    "eval-url": (str, "judge a sample of answers with this OpenAI-compatible chat completions URL (the judge; never this proxy)"),
+    "eval-model": (str, "the judge's model name"),
+    "eval-sample": (float, "fraction of answers sent to the judge"),
+    "eval-rubric": (_names, "rubric to judge by, repeatable or comma-separated: relevance, groundedness, toxicity, "
+                            "or one from --eval-rubrics (default relevance)"),
+    "eval-rubrics": (str, "JSON (or YAML) file of more rubrics: name -> prompt template with {answer}, {question}, {context}"),
+    "eval-concurrency": (int, "judge calls in flight at once"),
+    "eval-queue": (int, "answers held for the judge before new ones are dropped (and counted)"),
+    "eval-timeout": (float, "seconds a judge call may take before it counts as failed"),
     "workers": (_workers, "relay processes on one port under a supervisor ('auto': one per core); "
                           "/metrics stays one target with exact sums"),
 }
@@ -128,9 +144,9 @@ def _metavar(flag: str, convert: Callable[[str], Any]) -> str:
         return "BYTES"
     if flag.endswith("port"):
         return "PORT"
-    if flag in ("upstream", "otlp-endpoint", "target"):
+    if flag in ("upstream", "otlp-endpoint", "target", "eval-url"):
         return "URL"
-    if flag in ("request-log",):
+    if flag in ("request-log", "eval-rubrics"):
         return "PATH"
     if flag.endswith("pid"):
         return "PID"
@@ -150,6 +166,8 @@ def _add_flags(parser: argparse.ArgumentParser, flags: dict[str, tuple[Callable[
         shown = "" if default in (None, "", ()) else f"; default {_shown(default)}"
         # A switch reads as one: `--inject-usage` alone means true, `--observe false` still works.
         extra: dict[str, Any] = {"nargs": "?", "const": "true"} if convert is _bool else {}
+        if convert is _names:
+            extra = {"action": "append"}
         parser.add_argument(f"--{flag}", dest=field, default=None, metavar=_metavar(flag, convert),
                             help=f"{help_text} [env {env}{shown}]", **extra)
 
