@@ -23,6 +23,7 @@ from proxy.forward.base import RawHeaders, Transport, UpstreamResponse
 from proxy.forward.errors import UpstreamError, UpstreamReadError, UpstreamTimeout
 from proxy.forward.headers import client_response_headers, header_value, upstream_request_headers
 from proxy.metrics.recorder import Recorder
+from proxy.quality.hub import Quality
 from proxy.stream.base import RequestInfo, Tap
 from proxy.stream.endpoints import CHAT_COMPLETIONS, COMPLETIONS, classify
 from proxy.stream.inject import UsageStripper, add_include_usage
@@ -78,8 +79,10 @@ async def _watch_disconnect(receive: Receive, watch: _Watch, task: asyncio.Task[
 
 class Relay:
     def __init__(self, settings: Settings, transport: Transport, recorder: Recorder | None,
-                 drilldown: Drilldown | None = None) -> None:
+                 drilldown: Drilldown | None = None, quality: Quality | None = None) -> None:
         self.transport = transport
+        # Response checks and evaluations (DESIGN.md section 15); None when both are off.
+        self.quality = quality
         self.recorder = recorder
         self.drilldown = drilldown if drilldown is not None else Drilldown()
         self.max_body = settings.max_request_bytes
@@ -105,6 +108,8 @@ class Relay:
         # The span and the log line carry the model label the metrics went under: the
         # recorder chooses it, then the drill-down gets it with the record.
         label = self.recorder.record(rec) if self.recorder is not None else None
+        if self.quality is not None:
+            self.quality.finish(rec, label)
         self.drilldown.finish(rec, label)
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
@@ -123,6 +128,8 @@ class Relay:
         observe = self.recorder is not None and rec.endpoint != "other"
         info = inspect_request(rec.endpoint, body, scope["path"]) if observe else _NO_INFO
         rec.request = info
+        if self.quality is not None and observe:
+            self.quality.begin(rec, body)
         inject = False
         if self.inject_usage and info.stream and not info.include_usage and rec.endpoint in _OPENAI_STREAMS:
             injected = add_include_usage(body)
@@ -194,6 +201,8 @@ class Relay:
         tap = make_tap(rec.endpoint, how)
         if tap is not None:
             rec.report = tap.summary
+            if rec.quality is not None:
+                rec.quality.watch(tap.summary)
             read_headers(rec.endpoint, response.headers, tap.summary)
         return tap
 
