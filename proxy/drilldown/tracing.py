@@ -296,6 +296,8 @@ def span_attributes(rec: RequestRecord, server_address: str, server_port: int) -
         tpot = rec.tpot_s
         if tpot is not None:
             a["infermeter.tpot"] = tpot
+        if rec.checks_failed:  # response checks (DESIGN.md section 15): the ones this answer failed
+            a["infermeter.checks_failed"] = tuple(rec.checks_failed)
     headers = rec.headers_s
     if headers is not None:
         a["infermeter.upstream_headers"] = headers
