@@ -62,6 +62,8 @@ def line(rec: RequestRecord) -> dict[str, Any]:
         "output_tokens": rec.output_tokens,
         "tokens_estimated": rec.tokens_estimated,
         "finish_reason": rec.finish_reason,
+        # The response checks it failed ([] when it passed them all; null when not checked).
+        "checks_failed": rec.checks_failed,
     }
 
 
@@ -86,6 +88,10 @@ class RequestLog:
         self._failing = False
         self.thread = threading.Thread(target=self._run, name="infermeter-request-log", daemon=True)
         self.thread.start()
+
+    def put_event(self, event: dict[str, Any]) -> None:
+        """Queue a line that is not a request's (a judge's verdict, ``{\"event\": \"eval\", ...}``)."""
+        self.put(event)  # type: ignore[arg-type]  # _write tells the two apart
 
     def put(self, rec: RequestRecord) -> None:
         """Queue the finished record's line; drop and count it when the writer is behind."""
@@ -125,7 +131,8 @@ class RequestLog:
                 return
 
     def _write(self, batch: list[RequestRecord]) -> None:
-        data = b"".join(orjson.dumps(line(rec), option=orjson.OPT_APPEND_NEWLINE) for rec in batch)
+        data = b"".join(orjson.dumps(rec if type(rec) is dict else line(rec), option=orjson.OPT_APPEND_NEWLINE)
+                         for rec in batch)
         try:
             view = memoryview(data)
             while view:
