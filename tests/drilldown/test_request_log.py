@@ -22,7 +22,7 @@ from tests.support.sdk import closing
 SECRETS = ("sk-SECRET-IN-AUTHORIZATION", "SECRET-IN-API-KEY", "SECRET-IN-QUERY", "SECRET-IN-PROMPT", "SECRET-IN-COOKIE")
 FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoint", "model", "status", "outcome",
           "stream", "ttft_s", "tpot_s", "duration_s", "upstream_headers_s", "input_tokens", "output_tokens",
-          "tokens_estimated", "finish_reason"}
+          "tokens_estimated", "finish_reason", "checks_failed"}
 
 
 def _lines(proxy: ThreadServer, path: Path) -> list[dict[str, Any]]:
