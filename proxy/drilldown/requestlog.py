@@ -131,7 +131,7 @@ class RequestLog:
                 return
 
     def _write(self, batch: list[RequestRecord]) -> None:
-        data = b"".join(orjson.dumps(rec if type(rec) is dict else line(rec), option=orjson.OPT_APPEND_NEWLINE)
+        data = b"".join(orjson.dumps(rec if isinstance(rec, dict) else line(rec), option=orjson.OPT_APPEND_NEWLINE)
                          for rec in batch)
         try:
             view = memoryview(data)
