@@ -23,6 +23,7 @@ from proxy.forward.transports import make_transport
 from proxy.metrics.definitions import Metrics
 from proxy.metrics.labels import ModelLabels
 from proxy.metrics.recorder import Recorder
+from proxy.quality.hub import build_quality
 
 
 class Sidecar:
@@ -43,7 +44,10 @@ class Sidecar:
             self.metrics = None
         self.transport = make_transport(settings)
         self.drilldown = build_drilldown(settings, self.registry)
-        self.relay = Relay(settings, self.transport, recorder, self.drilldown)
+        log_lines = self.drilldown.request_log
+        self.quality = build_quality(settings, self.registry, log_lines.put_event if log_lines else None) \
+            if settings.observe else None
+        self.relay = Relay(settings, self.transport, recorder, self.drilldown, self.quality)
         _install_once(logging.getLogger("uvicorn.error"), QuietAborts())
         self.collectors: CollectorSet = build_collectors(settings, self.registry)
         self.own_paths = own_paths(settings)
@@ -67,9 +71,13 @@ class Sidecar:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.collectors.start()
+                if self.quality is not None:
+                    self.quality.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.collectors.stop()
+                if self.quality is not None:
+                    await self.quality.close()
                 await self.transport.aclose()
                 # Flushing spans and log lines blocks: off the loop, and bounded.
                 await asyncio.to_thread(self.drilldown.close)
