@@ -26,6 +26,7 @@ from proxy.quality.content import Call, Content
 from proxy.quality.expect import Expect
 from proxy.quality.extract import EXTRACTORS, Extractor
 from proxy.quality.repetition import loop_period
+from proxy.stream.base import StreamSummary
 
 EMPTY, JSON, TOOL_ARGUMENTS, REPETITION = "empty", "json", "tool_arguments", "repetition"
 CHECKS = (EMPTY, JSON, TOOL_ARGUMENTS, REPETITION)
@@ -49,7 +50,7 @@ def parse_checks(value: str) -> frozenset[str]:
 
 
 class ResponseChecks:
-    __slots__ = ("content", "expect", "enabled", "errors", "_extract")
+    __slots__ = ("content", "expect", "enabled", "errors", "watched", "body", "_extract")
 
     def __init__(self, extractor: Extractor, enabled: frozenset[str], expect: Expect | None, keep: bool = False) -> None:
         self.expect = expect
@@ -58,6 +59,10 @@ class ResponseChecks:
         self.content = Content(tail=REPETITION in enabled, keep=keep or wants_json)
         # Objects the extractor could not read; the tap's own parse errors are not touched.
         self.errors = 0
+        # A tap's summary calls ``observe`` (set by the hub): without one, nothing was read.
+        self.watched = False
+        # The request body of an exchange sampled for the judge; None when not sampled.
+        self.body: bytes | None = None
         self._extract = extractor
 
     @classmethod
@@ -68,6 +73,11 @@ class ResponseChecks:
         if extractor is None or not (enabled or keep):
             return None
         return cls(extractor, enabled, expect, keep)
+
+    def watch(self, summary: StreamSummary) -> None:
+        """Read the answer the tap of ``summary`` parses."""
+        self.watched = True
+        summary.observer = self.observe
 
     def observe(self, obj: Any) -> None:
         try:
