@@ -114,6 +114,7 @@ SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "error-rate": (float, "fraction of requests answered with HTTP 500"),
     "load-time": (float, "seconds an Ollama-route model takes to load when cold (0: always loaded)"),
     "keep-alive": (float, "seconds a loaded model stays loaded after its last request"),
+    "output-text": (str, "answer every request with exactly this text (e.g. a judge's verdict); x-sim-output does it per request"),
     "log-level": (str, "critical, error, warning, info or debug"),
 }
 
