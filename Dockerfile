@@ -1,14 +1,18 @@
 # syntax=docker/dockerfile:1
 #
 # infermeter: the sidecar (default command `serve`) and the simulated LLM server
-# (`simulate`) in one small image. Build: docker build -t infermeter .
-# Run:   docker run -p 8100:8100 infermeter serve --upstream http://my-llm:8000
+# (`simulate`) in one small image.
+# Build: docker build -t localhost/infermeter:local .
+#        podman build --format docker -t localhost/infermeter:local .
+#        (podman's default OCI format has no HEALTHCHECK and drops it without an error)
+# Run:   docker run -p 8100:8100 localhost/infermeter:local serve --upstream http://my-llm:8000
 
-ARG PYTHON_VERSION=3.12
+# The Python the project's CI tests with.
+ARG PYTHON_VERSION=3.11
 
 # Build stage: install the package and its dependencies into a virtual environment.
 # Everything installs from wheels, but the build tooling pip pulls in stays here.
-FROM python:${PYTHON_VERSION}-slim-bookworm AS build
+FROM docker.io/library/python:${PYTHON_VERSION}-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
@@ -16,18 +20,22 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY proxy ./proxy
 # With the [otel] extra: tracing turns on by the standard OTEL_* variables, no rebuild.
-RUN pip install --no-cache-dir ./[otel]
+# Then the venv drops its installers (pip last, as it removes itself): the runtime never
+# installs anything, and they are 20 MB.
+RUN pip install --no-cache-dir ./[otel] \
+    && pip uninstall --yes --quiet setuptools pip
 
 # Runtime stage: the same base, the virtual environment, and nothing else.
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM docker.io/library/python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="infermeter" \
       org.opencontainers.image.description="Observability sidecar for LLM inference servers" \
       org.opencontainers.image.licenses="Apache-2.0"
-RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin infermeter
+# A user and a group of its own, both 10001, so files it writes to a mounted volume have
+# an owner a host can grant to. Not a system account: those ids stop at 999 (SYS_UID_MAX).
+RUN groupadd --gid 10001 infermeter \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin --no-log-init infermeter
 COPY --from=build /opt/venv /opt/venv
-# The CLI reads INFERMETER_HOST and INFERMETER_PORT, and so does the health check below:
-# change the port through INFERMETER_PORT (not --port) and both follow.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -35,8 +43,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     INFERMETER_PORT=8100
 USER 10001:10001
 EXPOSE 8100
-# The slim image has no curl: Python's urllib asks /healthz (the proxy process lives).
+# Asks the running command the question that fits it, where it listens: serve's /healthz
+# on its --port or INFERMETER_PORT (and --admin-prefix), simulate's /health, the demo's
+# /healthz; load is healthy while it runs. It reads the process's argv and environment
+# from /proc (proxy/healthcheck.py). The slim image has no curl, and needs none.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('INFERMETER_PORT', '8100'), timeout=2)"]
+    CMD ["python", "-m", "proxy.healthcheck"]
 ENTRYPOINT ["infermeter"]
 CMD ["serve"]

@@ -8,6 +8,8 @@ import random
 
 import httpx
 
+from proxy.demo.signals import stop_on_sigterm, wait_for_stop
+
 PROMPTS = ["Say hello.", "Write a haiku about latency.", "Explain TTFT in one sentence.", "List three GPUs."]
 
 
@@ -37,18 +39,16 @@ async def run_load(target: str, concurrency: int, duration: float) -> int:
     """``infermeter load``: the demo's gentle mixed load against any proxy, so a fresh
     ``docker compose up`` has numbers on its dashboards without a client of one's own."""
     stop = asyncio.Event()
-    async with httpx.AsyncClient(base_url=target.rstrip("/"), timeout=30,
-                                 limits=httpx.Limits(max_connections=concurrency * 2)) as client:
-        loops = [asyncio.ensure_future(client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
-        print(f"infermeter load: {concurrency} streams against {target} (Ctrl-C to stop)", flush=True)
-        try:
-            if duration:
-                await asyncio.sleep(duration)
-            else:
-                await asyncio.Event().wait()
-        finally:
-            stop.set()
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+    with stop_on_sigterm(stop):
+        async with httpx.AsyncClient(base_url=target.rstrip("/"), timeout=30,
+                                     limits=httpx.Limits(max_connections=concurrency * 2)) as client:
+            loops = [asyncio.ensure_future(client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
+            print(f"infermeter load: {concurrency} streams against {target} (Ctrl-C to stop)", flush=True)
+            try:
+                await wait_for_stop(stop, duration or None)
+            finally:
+                stop.set()
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
     return 0

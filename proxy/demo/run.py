@@ -19,6 +19,7 @@ from proxy.children import stop, wait_http_ok
 from proxy.config import Settings
 from proxy.demo.load import client_loop
 from proxy.demo.quantiles import HistogramWindow, counter_total, gauge_total
+from proxy.demo.signals import stop_on_sigterm, wait_for_stop
 from proxy.server import SideServer, uvicorn_config
 
 SIM_ARGS = ["--ttft", "0.15", "--tbt", "0.02", "--jitter", "0.3", "--output-tokens", "48", "--seed", "7"]
@@ -62,7 +63,8 @@ def _line(registry: CollectorRegistry, windows: dict[str, HistogramWindow], last
 async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, duration: float) -> int:
     from proxy.app import create_app
 
-    with _simulator(sim_port or _free_port()) as upstream:
+    stop = asyncio.Event()
+    with stop_on_sigterm(stop), _simulator(sim_port or _free_port()) as upstream:
         settings = Settings(upstream=upstream, port=port, log_level="warning")
         app = create_app(settings)
         server = SideServer(uvicorn_config(app, settings.host, settings.port, "warning"))
@@ -75,7 +77,6 @@ async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, 
         print(f"infermeter demo: simulator {upstream} <- proxy http://127.0.0.1:{bound}")
         print(f"  metrics: http://127.0.0.1:{bound}/metrics   (Ctrl-C to stop)")
         print(f"  percentiles over the last {SUMMARY_WINDOW:.0f} s")
-        stop = asyncio.Event()
         client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{bound}", timeout=30,
                                    limits=httpx.Limits(max_connections=concurrency * 2))
         loops = [asyncio.ensure_future(client_loop(client, random.Random(i), stop)) for i in range(concurrency)]
@@ -84,9 +85,10 @@ async def run_demo(port: int, sim_port: int, concurrency: int, interval: float, 
         last: dict[str, float] = {}
         started = time.monotonic()
         try:
-            while not duration or time.monotonic() - started < duration:
-                await asyncio.sleep(interval)
-                print(_line(app.registry, windows, last, interval), flush=True)
+            while not stop.is_set() and (not duration or time.monotonic() - started < duration):
+                await wait_for_stop(stop, interval)
+                if not stop.is_set():
+                    print(_line(app.registry, windows, last, interval), flush=True)
         finally:
             stop.set()
             for task in loops:

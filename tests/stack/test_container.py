@@ -44,11 +44,18 @@ def test_dockerfile_promises() -> None:
     stages = re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE)
     assert len(stages) == 2 and all("-slim" in image for image in stages), "multi-stage on a slim base"
     assert "pip install --no-cache-dir" in DOCKERFILE
+    # The runtime venv carries no installers (pip removes itself last).
+    assert re.search(r"pip uninstall --yes .*setuptools pip$", DOCKERFILE, re.MULTILINE)
     user = re.findall(r"^USER (\S+)", DOCKERFILE, re.MULTILINE)
-    assert user and user[-1].split(":")[0] not in ("root", "0")
+    assert user == ["10001:10001"]
+    # ... with a group of its own that has that gid (useradd --user-group picked 999), not a system id.
+    assert re.search(r"groupadd --gid 10001 infermeter", DOCKERFILE)
+    assert re.search(r"useradd --uid 10001 --gid 10001 ", DOCKERFILE) and "--system" not in DOCKERFILE
     assert re.search(r"^EXPOSE 8100$", DOCKERFILE, re.MULTILINE)
-    assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", DOCKERFILE, re.MULTILINE)
-    assert "curl" not in DOCKERFILE.split("HEALTHCHECK", 1)[1].split("\n\n")[0], "slim images have no curl"
+    # One check for every command, finding the port the process really uses (not a fixed :8100/healthz).
+    assert re.search(r'^HEALTHCHECK .*\n +CMD \["python", "-m", "proxy.healthcheck"\]$', DOCKERFILE, re.MULTILINE)
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.MULTILINE)[0].startswith("docker.io/library/python:"), \
+        "fully qualified, as podman needs without a TTY"
     assert re.search(r'^ENTRYPOINT \["infermeter"\]$', DOCKERFILE, re.MULTILINE)
     assert re.search(r'^CMD \["serve"\]$', DOCKERFILE, re.MULTILINE)
 
@@ -77,8 +84,7 @@ def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
     command = services["infermeter"]["command"]
     assert command[0] == "serve" and command[command.index("--upstream") + 1] == "http://simulator:8000"
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    depends = {name: {k: v["condition"] for k, v in s.get("depends_on", {}).items() if v.get("required", True)}
-               for name, s in services.items()}
+    depends = {name: {k: v["condition"] for k, v in s.get("depends_on", {}).items()} for name, s in services.items()}
     assert depends["infermeter"] == {"simulator": "service_healthy", "jaeger": "service_started"}
     assert services["infermeter"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     assert "--enable-feature=exemplar-storage" in services["prometheus"]["command"]
@@ -86,6 +92,40 @@ def test_default_stack_is_simulator_proxy_prometheus_grafana() -> None:
     assert depends["load"] == {"infermeter": "service_healthy"}
     assert services["load"]["command"] == ["load", "--target", "http://infermeter:8100"]
     assert depends["grafana"] == {"prometheus": "service_healthy"}
+
+
+def test_dependencies_are_default_services() -> None:
+    """podman-compose 1.6 looks every dependency up among the running services and crashes
+    (KeyError) on one whose profile is off, ``required: false`` or not."""
+    services = resolved()["services"]
+    for name, service in services.items():
+        for dependency, spec in service.get("depends_on", {}).items():
+            assert dependency in services and spec.get("required", True), f"{name} depends on {dependency}"
+
+
+def test_images_are_fully_qualified() -> None:
+    """podman resolves no short names without a TTY to ask on (prom/prometheus)."""
+    services = resolved(*(arg for p in PROFILES for arg in ("--profile", p)))["services"]
+    for name, service in services.items():
+        registry = service["image"].split("/", 1)[0]
+        assert "/" in service["image"] and ("." in registry or registry == "localhost"), f"{name}: {service['image']}"
+    own = [s for s in services.values() if s.get("build")]
+    assert {s["image"] for s in own} == {"localhost/infermeter:local"}
+    assert resolved(env={"INFERMETER_IMAGE": "ghcr.io/x/infermeter:1"})["services"]["load"]["image"] == "ghcr.io/x/infermeter:1"
+
+
+def test_ports_are_published_on_loopback() -> None:
+    """The stack starts with Grafana's admin / admin: nothing listens beyond the host unless asked."""
+    for address, env in (("127.0.0.1", None), ("0.0.0.0", {"PUBLISH_ADDRESS": "0.0.0.0"})):
+        services = resolved(env=env)["services"]
+        published = [port for s in services.values() for port in s.get("ports", [])]
+        assert len(published) == 4 and all(port["host_ip"] == address for port in published), published
+
+
+def test_own_services_use_the_image_healthcheck() -> None:
+    services = resolved()["services"]
+    for name in ("simulator", "infermeter", "load"):
+        assert services[name]["healthcheck"]["test"] == ["CMD", "python", "-m", "proxy.healthcheck"], name
 
 
 def test_upstream_url_switches_the_upstream() -> None:
