@@ -59,20 +59,55 @@ class _Done:
         self.complete = True
 
 
-def read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
-    """One whole response (by its own framing), or what came before the peer closed."""
+def _completes(data: bytes) -> bool:
     done = _Done()
-    parser = httptools.HttpResponseParser(done)
+    try:
+        httptools.HttpResponseParser(done).feed_data(data)
+    except httptools.HttpParserError:
+        pass
+    return done.complete
+
+
+def _response_end(data: bytes) -> int | None:
+    """Where the first response in ``data`` ends; None while it is incomplete, and all of
+    ``data`` once it cannot be parsed."""
+    done = _Done()
+    try:
+        httptools.HttpResponseParser(done).feed_data(data)
+    except httptools.HttpParserError:
+        if not done.complete:
+            return len(data)
+    if not done.complete:
+        return None
+    low, high = 1, len(data)  # the shortest prefix that holds a whole response
+    while low < high:
+        middle = (low + high) // 2
+        if _completes(data[:middle]):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """One whole response (by its own framing), or what came before the peer closed.
+
+    No byte past its end is taken off the socket: a pipelined response that arrived in
+    the same segment is left for the next call (reading it here lost it, issue 19)."""
     sock.settimeout(timeout)
     data = b""
     try:
-        while not done.complete:
-            part = sock.recv(65536)
-            if not part:
+        while True:
+            ahead = sock.recv(65536, socket.MSG_PEEK)
+            if not ahead:
                 break
-            data += part
-            parser.feed_data(part)
-    except (socket.timeout, ConnectionResetError, httptools.HttpParserError):
+            end = _response_end(data + ahead)
+            want = len(data) + len(ahead) if end is None else end
+            while len(data) < want:
+                data += sock.recv(want - len(data))
+            if end is not None:
+                break
+    except (socket.timeout, ConnectionResetError):
         pass
     return data
 
@@ -88,3 +123,57 @@ def status_of(response: bytes) -> int:
     line = response.split(b"\r\n", 1)[0]
     parts = line.split(b" ")
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+class _Responses:
+    """httptools callbacks that split a byte stream into whole responses."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.done: list[tuple[int, bytes]] = []
+        self.status = 0
+        self.body = b""
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.done.append((self.status, self.body))
+        self.body = b""
+
+
+def read_responses(sock: socket.socket, count: int, timeout: float = 10.0) -> list[tuple[int, bytes]]:
+    """Up to ``count`` responses from one connection, in order, as (status, body); fewer if
+    the peer closes or ``timeout`` passes first."""
+    responses = _Responses()
+    sock.settimeout(timeout)
+    try:
+        while len(responses.done) < count:
+            part = sock.recv(65536)
+            if not part:
+                break
+            responses.parser.feed_data(part)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return responses.done
+
+
+def send_for(sock: socket.socket, data: bytes, seconds: float) -> int:
+    """Send as much of ``data`` as the peer takes within ``seconds``, never blocking
+    longer; the bytes sent."""
+    sock.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    try:
+        while sent < len(data) and time.monotonic() < deadline:
+            try:
+                sent += sock.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.005)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    sock.setblocking(True)
+    return sent
