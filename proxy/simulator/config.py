@@ -21,6 +21,8 @@ class SimConfig:
     that long and reports it as ``load_duration``. 0 (the default): always loaded.
     ``gc_freeze``: after start-up, ``gc.freeze()`` the objects alive then, so full
     collections stop pausing every stream (see ``GcPolicy`` in app.py).
+    ``output_text``: every answer says exactly this (a judge that always gives one verdict);
+    a request's ``x-sim-output`` header does the same for that request.
     """
 
     ttft: float = 0.2
@@ -34,6 +36,8 @@ class SimConfig:
     load_time: float = 0.0
     keep_alive: float = 300.0
     gc_freeze: bool = True
+    # Every answer's text, fixed (scripted.py); None: the seeded words.
+    output_text: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("ttft", "tbt", "load_time", "keep_alive"):

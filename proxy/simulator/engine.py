@@ -1,9 +1,11 @@
 """Serving one model request: overrides, errors, the queue, the token schedule, the sends.
 
 Per-request overrides come from headers: ``x-sim-ttft`` and ``x-sim-tbt`` (seconds),
-``x-sim-output-tokens`` (the natural output length before any request cap) and
+``x-sim-output-tokens`` (the natural output length before any request cap),
 ``x-sim-error`` (an HTTP status from 400 to 599 to answer with at once, in the
-endpoint's own error shape). A bad override value is answered 400.
+endpoint's own error shape) and ``x-sim-output`` (a fixed output text as a JSON string,
+scripted.py).
+A bad override value is answered 400.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from proxy.simulator.http import Receive, Send, read_body, send_json, start_stre
 from proxy.simulator.job import Format, Job
 from proxy.simulator.residency import PromptCache, Residency
 from proxy.simulator.routes import Endpoint
+from proxy.simulator.scripted import ScriptedText
 from proxy.simulator.schedule import Watch, gap_factors, last_token_delay, token_schedule
 from proxy.simulator.slots import Slots
 from proxy.simulator.stats import SimStats
@@ -43,6 +46,8 @@ class Overrides:
     tbt: float
     output_tokens: int
     error: int | None
+    # A fixed output text (x-sim-output, or the config's output_text); None: generated words.
+    text: str | None = None
 
 
 def _seconds(name: str, raw: bytes) -> float:
@@ -65,8 +70,19 @@ def _integer(name: str, raw: bytes, low: int, high: int) -> int:
     return value
 
 
+def _text(raw: bytes) -> str:
+    # A JSON string: a header value cannot hold newlines or end in a space, an answer can.
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, str):
+        raise BadRequest(400, "header x-sim-output must be a JSON string, e.g. \"{\\\"a\\\": 1}\"")
+    return value
+
+
 def overrides(config: SimConfig, headers: list[tuple[bytes, bytes]]) -> Overrides:
-    ttft, tbt, tokens, error = config.ttft, config.tbt, config.output_tokens, None
+    ttft, tbt, tokens, error, text = config.ttft, config.tbt, config.output_tokens, None, config.output_text
     for name, value in headers:
         if not name.startswith(b"x-sim-"):
             continue
@@ -78,7 +94,9 @@ def overrides(config: SimConfig, headers: list[tuple[bytes, bytes]]) -> Override
             tokens = _integer("x-sim-output-tokens", value, 0, 10_000_000)
         elif name == b"x-sim-error":
             error = _integer("x-sim-error", value, 400, 599)
-    return Overrides(ttft, tbt, tokens, error)
+        elif name == b"x-sim-output":
+            text = _text(value)
+    return Overrides(ttft, tbt, tokens, error, text)
 
 
 def _retry_after(status: int) -> tuple[tuple[bytes, bytes], ...]:
@@ -141,12 +159,16 @@ class Engine:
         model = body.get("model")
         cap = output_cap(body)
         natural = plan.output_tokens if endpoint.generates else 0
+        vocab: Vocabulary | ScriptedText = self.vocab
+        if plan.text is not None and endpoint.generates:
+            vocab = ScriptedText(plan.text)
+            natural = vocab.count
         count = natural if cap is None else min(natural, cap)
         truncated = cap is not None and cap <= natural and endpoint.generates
         job = Job(
             model=model if isinstance(model, str) and model else self.config.model,
             rid=f"{number:024x}", stream=endpoint.stream(body), input_tokens=endpoint.prompt(body),
-            output_tokens=count, finish="length" if truncated else "stop", cap=cap, body=body, vocab=self.vocab,
+            output_tokens=count, finish="length" if truncated else "stop", cap=cap, body=body, vocab=vocab,
         )
         if endpoint.generates:
             job.cached_tokens = self.prompts.lookup(job.model, body, job.input_tokens)

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from proxy.simulator.scripted import ScriptedText
 from proxy.simulator.tokens import Vocabulary
 
 
@@ -27,7 +28,7 @@ class Job:
     finish: str
     cap: int | None
     body: dict[str, Any]
-    vocab: Vocabulary
+    vocab: Vocabulary | ScriptedText
     created: int = field(default_factory=lambda: int(time.time()))
     t_arrival: float = 0.0
     t_start: float = 0.0
