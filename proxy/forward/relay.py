@@ -218,7 +218,7 @@ class Relay:
             headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
         stripper = None
         if inject and ctype.startswith(b"text/event-stream"):
-            stripper = UsageStripper()
+            stripper = UsageStripper(rec.report)
             headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         recorder = self.recorder

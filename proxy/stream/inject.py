@@ -7,7 +7,12 @@ in every other chunk. The client gets the bytes it would have got without the pr
 tap, fed the upstream's bytes, gets exact counts.
 
 Events are forwarded whole, so an event split across reads waits for its end: this is
-the one place the proxy holds bytes back, and only when the flag is on. llama-server puts
+the one place the proxy holds bytes back, and only when the flag is on. It holds at most
+a line's limit (16 MiB, as the taps): an event that grows past it is no usage chunk, so
+the stripper gives up on that stream, passes on what it held and every later byte as the
+server sent them, and counts one parse error. From there the client may see what the
+proxy asked for (``"usage":null`` members, the usage chunk), which beats holding an
+event that may never end, with its first byte late by all of it. llama-server puts
 its ``timings`` on the last event it sends: the finish chunk without usage, the usage
 chunk with it. So the finish chunk is held until the next event shows whether ``timings``
 must move back onto it, as the client would have had them.
@@ -19,6 +24,8 @@ import re
 
 import orjson
 
+from proxy.stream.base import StreamSummary
+from proxy.stream.lines import DEFAULT_LINE_LIMIT
 from proxy.stream.sse import SSEEventSplitter, SSEFramer
 
 # The member a server adds to each ordinary chunk once usage is asked for, as OpenAI and
@@ -50,21 +57,35 @@ def add_include_usage(body: bytes) -> bytes | None:
 class UsageStripper:
     """Turns the upstream's stream (with usage) into the one the client asked for."""
 
-    def __init__(self) -> None:
+    def __init__(self, summary: StreamSummary | None = None, limit: int = DEFAULT_LINE_LIMIT) -> None:
         self._events = SSEEventSplitter()
         self._held = b""  # a finish chunk, until the event after it is seen
+        # Where giving up is counted: the request's summary, which the recorder reads.
+        self._summary = summary
+        self._limit = limit
+        self._passing = False  # gave up: every byte from here goes out as it came
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._passing:
+            return chunk
         events = self._events.feed(chunk)
-        if not events:
-            return b""
-        return b"".join([self._event(event) for event in events])
+        out = b"".join([self._event(event) for event in events]) if events else b""
+        if self._events.pending > self._limit:
+            out += self._give_up()
+        return out
 
     def close(self) -> bytes:
         rest = self._events.close()
         out = self._event(rest) if rest else b""
         held, self._held = self._held, b""
         return held + out
+
+    def _give_up(self) -> bytes:
+        self._passing = True
+        if self._summary is not None:
+            self._summary.parse_errors += 1
+        held, self._held = self._held, b""
+        return held + self._events.close()
 
     def _event(self, event: bytes) -> bytes:
         held, self._held = self._held, b""

@@ -189,19 +189,32 @@ class SSEEventSplitter:
     For the one place that rewrites a stream (``--inject-usage``): an event ends at a
     blank line, whichever of ``\n``, ``\r\n`` and ``\r`` end its lines, mixed too
     (``\n\r\n`` is a line end and a blank line). A ``\r`` at the end of a chunk may
-    be half of ``\r\n``: it is decided when the next chunk comes.
+    be half of ``\r\n``: it is decided when the next chunk comes. ``pending`` is the size
+    of the unfinished event held; bounding it is the caller's choice.
     """
 
     __slots__ = ("_buf", "_scan", "_last")
 
     def __init__(self) -> None:
-        self._buf = b""
+        # The unfinished event, grown in place: joining bytes per read would copy all of
+        # it again on every read, quadratic in a long event's size.
+        self._buf = bytearray()
         self._scan = 0
         # Where the previous line end finished; a line end starting there ends a blank line.
         self._last = 0
 
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
     def feed(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk if self._buf else chunk
+        held = self._buf
+        buf: bytes | bytearray
+        if held:
+            held += chunk
+            buf = held
+        else:
+            buf = chunk  # the usual case, whole events in one read: no copy
         events: list[bytes] = []
         start = 0
         last = self._last
@@ -212,16 +225,20 @@ class SSEEventSplitter:
                 scan = begin
                 break
             if begin == last:
-                events.append(buf[start:end])
+                events.append(bytes(buf[start:end]))
                 start = end
             last = end
-        self._buf = buf[start:]
+        if held:
+            del held[:start]
+        elif start < len(buf):
+            held += memoryview(buf)[start:]
         self._scan = scan - start
         self._last = last - start
         return events
 
     def close(self) -> bytes:
         """The stream ended: its unterminated tail, if any."""
-        rest, self._buf = self._buf, b""
+        rest = bytes(self._buf)
+        self._buf.clear()
         self._scan = self._last = 0
         return rest

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import httpx
 import pytest
 
+from proxy.stream.base import StreamSummary
 from proxy.stream.inject import UsageStripper, add_include_usage
+from proxy.stream.lines import DEFAULT_LINE_LIMIT
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
 
@@ -138,3 +141,90 @@ def test_each_token_reaches_the_client_as_it_is_produced(start_proxy: Callable[.
     assert all(later - earlier > gap / 2 for earlier, later in zip(arrivals, arrivals[1:]))
     m = scrape(proxy.url)
     assert m.get("infermeter_tokens_total", endpoint="chat_completions", type="output") == 3
+
+
+def _usage_stream(huge: bytes) -> tuple[bytes, bytes, bytes]:
+    """(before, the huge event, after): a stream with usage whose middle event is ``huge``."""
+    def event(content: bytes, usage: bytes = b',"usage":null') -> bytes:
+        return b'data: {"model":"m1","choices":[{"index":0,"delta":{"content":"' + content + b'"}}]' + usage + b"}\n\n"
+
+    after = (event(b"b") + b'data: {"model":"m1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":3}}\n\n'
+             + b"data: [DONE]\n\n")
+    return event(b"a"), event(huge), after
+
+
+@pytest.mark.parametrize("split", [1, 7, 30, 64])
+def test_stripper_gives_up_on_an_event_over_the_limit(split: int) -> None:
+    before, huge, after = _usage_stream(b"x" * 200)
+    stream = before + huge + after
+    summary = StreamSummary()
+    s = UsageStripper(summary, limit=100)
+    out = b""
+    for i in range(0, len(stream), split):
+        out += s.feed(stream[i:i + split])
+        assert s._events.pending <= 100 + split, "never holds more than the limit and one read"
+    out += s.close()
+    # What it stripped before stays stripped; from the oversized event on, the server's bytes.
+    assert out == before.replace(b',"usage":null', b"") + huge + after
+    assert summary.parse_errors == 1
+
+
+def test_stripper_releases_a_held_finish_chunk_when_it_gives_up() -> None:
+    finish = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\n'
+    huge = b'data: {"choices":[],"x":"' + b"x" * 300 + b'"}\n\n'
+    s = UsageStripper(None, limit=100)
+    out = b"".join(s.feed(part) for part in (finish, huge[:150], huge[150:])) + s.close()
+    assert out == finish.replace(b',"usage":null', b"") + huge
+
+
+def test_stripper_holds_no_more_than_the_limit_of_an_endless_event() -> None:
+    # Issue 18: a 40 MB event was held whole (+67 MiB), copied again on every read.
+    s = UsageStripper()
+    piece = b"x" * 65536
+    tracemalloc.start()
+    try:
+        first = s.feed(b'data: {"choices":[{"index":0,"delta":{"content":"')
+        passed = 0
+        for _ in range(40 * 16):  # 40 MiB of one event, 64 KiB per read
+            passed += len(s.feed(piece))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The limit held, and for the moment it lets go a copy of it on its way out.
+    assert peak < DEFAULT_LINE_LIMIT * 2.5, f"peak {peak / 2**20:.0f} MiB"
+    assert first == b""
+    assert passed >= 40 * 2**20 - DEFAULT_LINE_LIMIT - 65536, "the rest of the event went out as it came"
+
+
+def test_an_endless_event_is_passed_on_as_it_comes(start_proxy: Callable[..., ThreadServer]) -> None:
+    block = b"x" * 2**20
+    before, huge, after = _usage_stream(block * 20)
+    pause = 1.0
+    resumed: list[float] = []
+
+    async def upstream(scope, receive, send):  # type: ignore[no-untyped-def]
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": before, "more_body": True})
+        for i in range(0, len(huge), len(block)):
+            if i == 18 * len(block):
+                await asyncio.sleep(pause)  # the event is not over: its first bytes must be on their way
+                resumed.append(time.monotonic())
+            await send({"type": "http.response.body", "body": huge[i:i + len(block)], "more_body": True})
+        await send({"type": "http.response.body", "body": after})
+
+    with ThreadServer(upstream, lifespan="off") as up:
+        proxy = start_proxy(up.url, inject_usage=True)
+        received = bytearray()
+        past_limit: float | None = None
+        with httpx.stream("POST", proxy.url + "/v1/chat/completions", json=_body("/v1/chat/completions"), timeout=30) as r:
+            for part in r.iter_raw():
+                received += part
+                if past_limit is None and len(received) > len(before) + 17 * 2**20:
+                    past_limit = time.monotonic()
+    assert past_limit is not None and resumed and past_limit < resumed[0], "the event was held until its end"
+    assert bytes(received) == before.replace(b',"usage":null', b"") + huge + after
+    m = scrape(proxy.url)
+    assert m.get("infermeter_tokens_total", endpoint="chat_completions", type="output") == 3
+    # One for the stripper giving up, one for the tap, which cannot read a 20 MiB line either.
+    assert m.get("infermeter_stream_parse_errors_total", endpoint="chat_completions") == 2
