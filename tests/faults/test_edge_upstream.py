@@ -44,16 +44,20 @@ def test_an_unsolicited_response_changes_nothing_and_reaches_no_one(relay: Start
     with RawUpstream(_then_stray(first, stray)) as up:
         r = relay(up.url, upstream_client=upstream_client)
         base = r.baseline()
-        one = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10)
-        assert one.status_code == status_of(first)
-        assert one.content == (b"ok" if status_of(first) == 200 else b"")
-        # The next, unrelated client gets its own response from a fresh connection.
-        two = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10)
-        assert two.status_code == 200 and b"STRAY" not in two.content and b"boom" not in two.content
-        assert EVENT.split(b"\n")[0][6:] in two.content
-        assert up.accepted == 2
-        # The relay records a request just after its last byte went out: wait for both.
-        m = poll(lambda: scrape(r.url), lambda m: m.get("infermeter_requests_total") == 2)
+        # Each client stays connected until its request is recorded: one that hangs up the
+        # moment its body is complete can leave while the httpx transport still reads the
+        # upstream's end of message, and is counted as cancelled (not what this test is about).
+        with httpx.Client(timeout=10) as client_one, httpx.Client(timeout=10) as client_two:
+            one = client_one.post(r.url + "/v1/chat/completions", json=CHAT)
+            assert one.status_code == status_of(first)
+            assert one.content == (b"ok" if status_of(first) == 200 else b"")
+            # The next, unrelated client gets its own response from a fresh connection.
+            two = client_two.post(r.url + "/v1/chat/completions", json=CHAT)
+            assert two.status_code == 200 and b"STRAY" not in two.content and b"boom" not in two.content
+            assert EVENT.split(b"\n")[0][6:] in two.content
+            assert up.accepted == 2
+            # The relay records a request just after its last byte went out: wait for both.
+            m = poll(lambda: scrape(r.url), lambda m: m.get("infermeter_requests_total") == 2)
         assert m.get("infermeter_requests_total", code="204") == (1 if status_of(first) == 204 else 0)
         assert m.get("infermeter_requests_total", code="500") == 0
         assert m.get("infermeter_requests_total", code="200", outcome="completed") == (2 if status_of(first) == 200 else 1)
