@@ -69,10 +69,11 @@ class UsageStripper:
         if self._passing:
             return chunk
         events = self._events.feed(chunk)
-        out = b"".join([self._event(event) for event in events]) if events else b""
         if self._events.pending > self._limit:
-            out += self._give_up()
-        return out
+            return self._give_up(events)
+        if not events:
+            return b""
+        return b"".join([self._event(event) for event in events])
 
     def close(self) -> bytes:
         rest = self._events.close()
@@ -80,12 +81,19 @@ class UsageStripper:
         held, self._held = self._held, b""
         return held + out
 
-    def _give_up(self) -> bytes:
+    def _give_up(self, events: list[bytes]) -> bytes:
+        done = [self._event(event) for event in events]
         self._passing = True
         if self._summary is not None:
             self._summary.parse_errors += 1
-        held, self._held = self._held, b""
-        return held + self._events.close()
+        if self._held:
+            done.append(self._held)
+            self._held = b""
+        rest = self._events.close()
+        if not done:
+            return rest  # the usual case: no second copy of up to the limit
+        done.append(rest)
+        return b"".join(done)
 
     def _event(self, event: bytes) -> bytes:
         held, self._held = self._held, b""

@@ -193,28 +193,28 @@ class SSEEventSplitter:
     of the unfinished event held; bounding it is the caller's choice.
     """
 
-    __slots__ = ("_buf", "_scan", "_last")
+    __slots__ = ("pending", "_buf", "_scan", "_last")
 
     def __init__(self) -> None:
-        # The unfinished event, grown in place: joining bytes per read would copy all of
-        # it again on every read, quadratic in a long event's size.
-        self._buf = bytearray()
+        self.pending = 0
+        # The unfinished event: bytes while it is small, where joining is cheapest; past
+        # _GROW_IN_PLACE a bytearray grown in place, as joining would copy all of a long
+        # event again on every read.
+        self._buf: bytes | bytearray = b""
         self._scan = 0
         # Where the previous line end finished; a line end starting there ends a blank line.
         self._last = 0
 
-    @property
-    def pending(self) -> int:
-        return len(self._buf)
-
     def feed(self, chunk: bytes) -> list[bytes]:
-        held = self._buf
-        buf: bytes | bytearray
-        if held:
-            held += chunk
-            buf = held
+        buf = self._buf
+        if not buf:
+            buf = chunk
+        elif len(buf) < _GROW_IN_PLACE:
+            buf += chunk  # bytes: _kept leaves a bytearray only above _GROW_IN_PLACE
         else:
-            buf = chunk  # the usual case, whole events in one read: no copy
+            if type(buf) is bytes:
+                buf = bytearray(buf)
+            buf += chunk
         events: list[bytes] = []
         start = 0
         last = self._last
@@ -225,20 +225,30 @@ class SSEEventSplitter:
                 scan = begin
                 break
             if begin == last:
-                events.append(bytes(buf[start:end]))
+                events.append(buf[start:end])  # type: ignore[arg-type]  # made bytes by _kept
                 start = end
             last = end
-        if held:
-            del held[:start]
-        elif start < len(buf):
-            held += memoryview(buf)[start:]
         self._scan = scan - start
         self._last = last - start
+        if type(buf) is bytearray:
+            return self._kept(buf, start, events)
+        self._buf = rest = buf[start:]
+        self.pending = len(rest)
         return events
+
+    def _kept(self, buf: bytearray, start: int, events: list[bytes]) -> list[bytes]:
+        """Keep a long event's rest in place (no copy of it); the events it ended, as bytes."""
+        del buf[:start]
+        self._buf = buf if len(buf) >= _GROW_IN_PLACE else bytes(buf)
+        self.pending = len(buf)
+        return [bytes(event) for event in events] if events else events
 
     def close(self) -> bytes:
         """The stream ended: its unterminated tail, if any."""
         rest = bytes(self._buf)
-        self._buf.clear()
-        self._scan = self._last = 0
+        self._buf = b""
+        self.pending = self._scan = self._last = 0
         return rest
+
+
+_GROW_IN_PLACE = 65536
