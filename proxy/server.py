@@ -32,13 +32,15 @@ def hot_path_options(limits: HeadLimits) -> dict[str, Any]:
 
 
 HOT_PATH_OPTIONS = hot_path_options(HeadLimits())
+# Connections the kernel holds for a listener before it accepts them (somaxconn caps it).
+BACKLOG = 4096
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str, lifespan: Literal["on", "off"] = "on",
                    limits: HeadLimits | None = None) -> uvicorn.Config:
     options = HOT_PATH_OPTIONS if limits is None else hot_path_options(limits)
     return uvicorn.Config(app, host=host, port=port, lifespan=lifespan, log_level=log_level.lower(), loop="auto",
-                          backlog=4096, timeout_graceful_shutdown=5, **options)
+                          backlog=BACKLOG, timeout_graceful_shutdown=5, **options)
 
 
 class SideServer(uvicorn.Server):

@@ -30,12 +30,13 @@ def _render(registry: CollectorRegistry, accept: str, accept_encoding: str) -> t
 def metrics_endpoint(registry: CollectorRegistry, token: str | None,  # type: ignore[no-untyped-def]
                      refresh: Callable[[], Awaitable[None]] | None = None):
     """``refresh`` runs before each authorised render (``--workers``: collect the workers)."""
-    expected = f"Bearer {token}".encode() if token else None
+    expected = token.encode() if token else None
 
     async def metrics(request: Request) -> Response:
         if expected is not None:
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            # RFC 9110 section 11.1: the scheme is case-insensitive; the token is compared in constant time.
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.lstrip(" ").encode(), expected):
                 return Response("unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"},
                                 media_type="text/plain")
         if refresh is not None:

@@ -1,21 +1,25 @@
-"""One port, a listening socket per worker: SO_REUSEPORT, the kernel spreading connections.
+"""One port, a listening socket per worker slot: SO_REUSEPORT, the kernel spreading connections.
 
-Why not one socket bound here and inherited by every worker (uvicorn's and gunicorn's
-default)? Measured on this machine, 40 streams opened at once through 2 workers all
-landed on one of them, and through 4 workers 27/12/1/0: each wake-up of a worker's
-event loop accepts every connection pending, so whichever worker wakes first takes
-the burst. A stream then holds that worker for minutes; the busiest worker sets every
-stream's latency. With SO_REUSEPORT the kernel hashes each connection to one worker's
-own queue, spread like fair dice: 19/21 and 16/24 over 2 workers, 8/8/10/14 over 4.
+Why not one socket shared by every worker (uvicorn's and gunicorn's default)? Measured on
+this machine, 40 streams opened at once through 2 workers all landed on one of them, and
+through 4 workers 27/12/1/0: each wake-up of a worker's event loop accepts every
+connection pending, so whichever worker wakes first takes the burst. A stream then holds
+that worker for minutes; the busiest worker sets every stream's latency. With
+SO_REUSEPORT the kernel hashes each connection to one socket's own queue, spread like
+fair dice: 19/21 and 16/24 over 2 workers, 8/8/10/14 over 4.
 
-The price, and how it is paid:
-- connections the kernel had already queued on a worker that dies are reset with it
-  (Linux 5.14+ migrates them with ``net.ipv4.tcp_migrate_req=1``); they were that
-  worker's connections, like the streams it was relaying;
-- the port is reserved here by a bound socket that never listens (so ``--port 0``
-  gives one port to all), after a plain bind proved nothing listens there yet:
-  a second proxy on the same port fails with EADDRINUSE rather than silently
-  sharing its traffic, as SO_REUSEPORT between two programs of one user would.
+The sockets are the supervisor's, one per slot, made and listening before any worker
+starts; each worker inherits its slot's. A worker that dies closes only its copy: the
+slot's socket keeps listening, so what the kernel had queued on it, and what it hashes
+there next, waits in its backlog for the replacement (about 2.5 s here) instead of being
+reset or refused. With every worker down at once the port still answers, and the
+replacements serve every connection. The price: while a slot is empty, its share of new
+connections waits for the replacement rather than going to the survivors.
+
+A plain bind first proves that nothing listens on the port yet: a second proxy on the
+same port fails with EADDRINUSE rather than silently sharing its traffic, as
+SO_REUSEPORT between two programs of one user would. ``--port 0`` gives every slot the
+one port the first socket got.
 """
 
 from __future__ import annotations
@@ -42,14 +46,20 @@ def _socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def reserve(host: str, port: int) -> socket.socket:
-    """The supervisor's hold on the port: bound with SO_REUSEPORT, never listening."""
+def slot_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
+    """``count`` sockets listening on one port with SO_REUSEPORT, one per worker slot."""
     if port != 0:
         # Raises EADDRINUSE if anything listens there already (another proxy included).
         _socket(host, port, reuse_port=False).close()
-    return _socket(host, port, reuse_port=True)
-
-
-def worker_socket(host: str, port: int) -> socket.socket:
-    """A worker's own listening socket on the reserved port (uvicorn calls listen)."""
-    return _socket(host, port, reuse_port=True)
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = _socket(host, port, reuse_port=True)
+            sockets.append(sock)
+            sock.listen(backlog)
+            port = sock.getsockname()[1]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

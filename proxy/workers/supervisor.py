@@ -1,7 +1,7 @@
 """The supervisor of ``serve --workers N``: one port, N relay processes, one ``/metrics``.
 
-The port is reserved here and each worker listens on it with SO_REUSEPORT (why, and
-what it costs: ``proxy.workers.listen``). Workers are spawned (a fresh interpreter, not
+The port's sockets are made here, one per worker slot with SO_REUSEPORT, and each worker
+serves its slot's (why, and what it costs: ``proxy.workers.listen``). Workers are spawned (a fresh interpreter, not
 a fork of this threaded process), watched through their sentinels and restarted when
 they die, with a back-off while they die young; one log line says which and how.
 SIGTERM or SIGINT stops them all gracefully (uvicorn drains each), then the supervisor.
@@ -15,10 +15,8 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,10 +29,11 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from proxy.admin import admin_app, metrics_app, process_registry
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
-from proxy.server import SideServer, configure_logging, uvicorn_config
+from proxy.server import BACKLOG, SideServer, configure_logging, uvicorn_config
 from proxy.workers.channel import WorkerLink
-from proxy.workers.listen import reserve
+from proxy.workers.listen import slot_sockets
 from proxy.workers.merge import Merger, merged_registry
+from proxy.workers.private import PrivateDir
 from proxy.workers.worker import WorkerSpec, run_worker
 
 log = logging.getLogger("infermeter")
@@ -86,9 +85,10 @@ class _WorkersCollector:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, port: int, private_dir: str) -> None:
+    def __init__(self, settings: Settings, listeners: list[socket.socket], private_dir: str) -> None:
         self.settings = settings
-        self.port = port
+        self.listeners = listeners
+        self.port: int = listeners[0].getsockname()[1]
         self.private_dir = private_dir
         self.uds = os.path.join(private_dir, "supervisor.sock")
         self.models_path = os.path.join(private_dir, "models")
@@ -115,7 +115,7 @@ class Supervisor:
     def _spawn(self, index: int) -> None:
         ours, theirs = socket.socketpair()
         spec = WorkerSpec(self.settings, index, self.uds, self.models_path)
-        process = self._context.Process(target=run_worker, args=(spec, self.port, theirs),
+        process = self._context.Process(target=run_worker, args=(spec, self.listeners[index], theirs),
                                         name=f"infermeter-worker-{index}", daemon=True)
         process.start()
         theirs.close()
@@ -193,6 +193,10 @@ class Supervisor:
         log.info("stopping %d workers", len(self.workers))
         self._stopping = True
         poll.cancel()
+        # Once each worker has closed its copy too, the port refuses new connections
+        # rather than queueing them for workers that will not come back.
+        for listener in self.listeners:
+            listener.close()
         await self._stop_workers()
         for server in servers:
             server.should_exit = True
@@ -215,14 +219,14 @@ class Supervisor:
 
 
 def supervise(settings: Settings) -> int:
-    """``serve --workers N`` (N > 1): bind once, run the supervisor until SIGTERM/SIGINT."""
+    """``serve --workers N`` (N > 1): listen, run the supervisor until SIGTERM/SIGINT."""
     configure_logging(settings.log_level)
-    reservation = reserve(settings.host, settings.port)
-    # Private to this proxy: the supervisor's socket and the model list, never shared.
-    private_dir = tempfile.mkdtemp(prefix="infermeter-")
+    listeners = slot_sockets(settings.host, settings.port, settings.workers, BACKLOG)
+    private = PrivateDir()
     try:
-        asyncio.run(Supervisor(settings, reservation.getsockname()[1], private_dir).run())
+        asyncio.run(Supervisor(settings, listeners, private.path).run())
     finally:
-        reservation.close()
-        shutil.rmtree(private_dir, ignore_errors=True)
+        for listener in listeners:
+            listener.close()
+        private.close()
     return 0

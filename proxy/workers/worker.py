@@ -17,7 +17,6 @@ from proxy.config import Settings
 from proxy.server import configure_logging, run_loop, uvicorn_config
 from proxy.workers.channel import serve_snapshots
 from proxy.workers.handoff import Handoff
-from proxy.workers.listen import worker_socket
 from proxy.workers.models import SharedModelLabels
 
 log = logging.getLogger("infermeter.workers")
@@ -31,8 +30,9 @@ class WorkerSpec:
     models_path: str
 
 
-def run_worker(spec: WorkerSpec, port: int, channel: socket.socket) -> None:
-    """Entry point of a spawned worker; returns when uvicorn has shut down."""
+def run_worker(spec: WorkerSpec, listener: socket.socket, channel: socket.socket) -> None:
+    """Entry point of a spawned worker: serves its slot's ``listener`` (the supervisor keeps
+    it listening across restarts); returns when uvicorn has shut down."""
     settings = spec.settings
     configure_logging(settings.log_level)
     # Host, GPU, probe and Ollama collectors run once, in the supervisor.
@@ -43,4 +43,4 @@ def run_worker(spec: WorkerSpec, port: int, channel: socket.socket) -> None:
     serve_snapshots(channel, sidecar.registry, lambda: os.kill(os.getpid(), signal.SIGTERM))
     config = uvicorn_config(app, settings.host, settings.port, settings.log_level, limits=settings.head_limits)
     server = uvicorn.Server(config)
-    run_loop(config, lambda: server.serve(sockets=[worker_socket(settings.host, port)]))
+    run_loop(config, lambda: server.serve(sockets=[listener]))

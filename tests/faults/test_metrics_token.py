@@ -35,6 +35,15 @@ def test_metrics_token_on_the_relay_port(relay: StartRelay, sim: ThreadServer) -
     assert httpx.get(r.url + "/v1/models").status_code == 200
 
 
+def test_the_scheme_is_case_insensitive(relay: StartRelay, sim: ThreadServer) -> None:
+    # RFC 9110 section 11.1: the auth-scheme is case-insensitive, the token is not.
+    r = relay(sim.url, metrics_token=TOKEN)
+    for scheme in ("bearer", "BEARER", "bEaReR"):
+        assert _status(r.url, f"{scheme} {TOKEN}") == 200, scheme
+    assert _status(r.url, f"bearer {TOKEN.upper()}") == 401
+    assert _status(r.url, f"bearer{TOKEN}") == 401
+
+
 def test_metrics_token_on_its_own_port(relay: StartRelay, sim: ThreadServer) -> None:
     r = relay(sim.url, metrics_token=TOKEN, metrics_port=1)
     with ThreadServer(r.sidecar.metrics_app) as side:

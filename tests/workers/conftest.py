@@ -30,17 +30,18 @@ def simulator(*flags: str) -> Iterator[ChildProcess]:
 
 @contextlib.contextmanager
 def workers_proxy(upstream: str, workers: int, *flags: str, ready_path: str = "/healthz",
-                  log: Path | None = None) -> Iterator[ChildProcess]:
+                  log: Path | None = None, env: dict[str, str] | None = None) -> Iterator[ChildProcess]:
     port = free_port()
     args = ["serve", "--upstream", upstream, "--port", str(port), "--workers", str(workers), "--collectors", "system",
             "--sample-interval", "0.2", "--log-level", "warning", *flags]
-    with ChildProcess(args, port, ready_path=ready_path, log=log) as proxy:
+    with ChildProcess(args, port, ready_path=ready_path, log=log, env=env) as proxy:
         wait_for(lambda: len(listening(proxy)) == workers, "every worker listening", DEADLINE)
         yield proxy
 
 
 def listening(proxy: ChildProcess) -> set[int]:
-    """Workers with their own socket listening on the proxy's port (SO_REUSEPORT)."""
+    """Workers holding a listening socket on the proxy's port: their slot's (SO_REUSEPORT),
+    from the moment they start; connections wait in it until the worker serves."""
     out = set()
     for pid in worker_pids(proxy):
         with contextlib.suppress(psutil.Error):

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -89,3 +90,33 @@ def test_kill_9_a_worker_mid_load(tmp_path: Path) -> None:
     # lost; nothing is counted twice.
     completed = m.get("infermeter_requests_total", outcome="completed")
     assert len(sent.ok) - 5 <= completed <= len(sent.ok)
+
+
+def _answer(conn: socket.socket) -> bytes:
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_new_connections_wait_while_every_worker_restarts(tmp_path: Path) -> None:
+    """kill -9 every worker at once: the port still takes connections, and the
+    replacements serve every one of them (issue 18: 24 were refused)."""
+    connections = 24
+    with simulator() as sim, workers_proxy(sim.url, 2, "--log-level", "info", log=tmp_path / "proxy.log") as proxy:
+        victims = listening(proxy)
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: all(_gone(pid) for pid in victims), "every worker gone", timeout=10, step=0.005)
+        opened = [socket.create_connection(("127.0.0.1", proxy.port), timeout=30) for _ in range(connections)]
+        try:
+            for conn in opened:
+                conn.sendall(b"GET /v1/models HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n")
+            answers = [_answer(conn) for conn in opened]
+        finally:
+            for conn in opened:
+                conn.close()
+        assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * connections
+        assert not victims & listening(proxy)
+        settled(proxy.url, lambda m: m.get("infermeter_worker_restarts_total") == 2
+                and m.get("infermeter_requests_total", endpoint="other") == connections, "the replacements served them")

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import httpx
 import psutil
@@ -84,6 +85,9 @@ def test_own_paths_with_admin_prefix_metrics_port_and_token() -> None:
         assert httpx.get(proxy.url + "/im/metrics").status_code == 401
         auth = {"Authorization": "Bearer s3cret"}
         assert "infermeter_workers 2.0" in httpx.get(proxy.url + "/im/metrics", headers=auth).text
+        # The scheme is case-insensitive (RFC 9110), the token is not.
+        assert httpx.get(proxy.url + "/im/metrics", headers={"Authorization": "bearer s3cret"}).status_code == 200
+        assert httpx.get(proxy.url + "/im/metrics", headers={"Authorization": "bearer S3CRET"}).status_code == 401
         # The upstream's own /metrics stays reachable beside the prefixed one.
         assert "infermeter_workers" not in httpx.get(proxy.url + "/metrics").text
     with simulator() as sim, workers_proxy(sim.url, 2, "--metrics-port", str(metrics_port)) as proxy:
@@ -101,3 +105,29 @@ def test_sigterm_stops_every_worker_gracefully() -> None:
         assert proxy.proc.wait(timeout=30) == 0
         wait_for(lambda: not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids),
              "workers gone")
+
+
+def _private_dirs(parent: Path) -> set[str]:
+    return {p.name for p in parent.iterdir() if p.name.startswith("infermeter-")}
+
+
+def test_a_supervisor_killed_leaves_its_directory_to_the_next_start(tmp_path: Path) -> None:
+    """SIGKILL skips every cleanup: the next supervisor to start removes what it left (issue 18)."""
+    env = {"TMPDIR": str(tmp_path)}
+    with simulator() as sim:
+        with workers_proxy(sim.url, 2, env=env) as first:
+            (left,) = _private_dirs(tmp_path)
+            assert left.startswith(f"infermeter-{first.pid}-")
+            assert os.path.exists(tmp_path / left / "supervisor.sock")
+            workers = worker_pids(first)
+            os.kill(first.pid, signal.SIGKILL)
+            # Its workers see the channel close and go too.
+            wait_for(lambda: not any(psutil.pid_exists(p) for p in workers), "the orphaned workers gone")
+            assert _private_dirs(tmp_path) == {left}
+        with workers_proxy(sim.url, 2, env=env) as second:
+            (mine,) = _private_dirs(tmp_path)
+            assert mine.startswith(f"infermeter-{second.pid}-")
+            # A live supervisor's directory is never taken for a dead one's.
+            with workers_proxy(sim.url, 2, env=env) as third:
+                assert {d.split("-")[1] for d in _private_dirs(tmp_path)} == {str(second.pid), str(third.pid)}
+    assert not _private_dirs(tmp_path)
