@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from proxy.stream.base import RequestInfo, Tap
+from proxy.stream import openai
+from proxy.stream.base import RequestInfo, StreamSummary, Tap
+from proxy.stream.embeddings import EmbeddingsTap
 from proxy.stream.endpoints import ENDPOINTS
 from proxy.stream.jsonbody import JSONBodyTap
-from proxy.stream import openai
+from proxy.stream.ndjson import NDJSONTap
 from proxy.stream.sse import SSETap
 from proxy.stream.taps import framing, make_tap
 from tests.stream.cases import JSON, NDJSON, SSE, STREAMS, run, split
@@ -37,22 +40,66 @@ def tap_for(endpoint: str, content_type: bytes | None, stream: bool) -> Tap:
     return tap
 
 
+def _not_json(value: bytes) -> bool:
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+# Garbage values: no line end inside (each stays one line), not JSON, not the [DONE] marker.
+_GARBAGE = st.binary(max_size=64).filter(
+    lambda g: b"\n" not in g and b"\r" not in g and not g.startswith(b"[DONE]") and _not_json(g))
+
+
+def _framed(tap: Tap, garbage: list[bytes]) -> tuple[bytes, int]:
+    """``garbage`` framed as the tap's wire format, and the parse errors it must count."""
+    if isinstance(tap, SSETap):
+        # Every event's data is given to the format, whose JSON parser refuses it: one each.
+        return b"".join(b"data: " + g + b"\n\n" for g in garbage), len(garbage)
+    if isinstance(tap, NDJSONTap):
+        # Blank lines are skipped, every other line is one error.
+        return b"".join(g + b"\n" for g in garbage), sum(1 for g in garbage if g.strip())
+    body = b"".join(garbage)
+    # Pieces that are not JSON alone may be together ("{" and "}"): a body either way.
+    assume(_not_json(body))
+    if isinstance(tap, EmbeddingsTap):
+        # The tap searches a body that opens an object for its fields, and only one that
+        # does not even do that is an error.
+        assume(not body.lstrip().startswith(b"{"))
+    else:
+        assert isinstance(tap, JSONBodyTap)
+    return body, int(bool(body))  # an empty body was never an answer to parse
+
+
 @pytest.mark.parametrize("endpoint,content_type,stream", TAPS)
 @settings(max_examples=40, deadline=None)
-@given(garbage=st.lists(st.binary(max_size=64), max_size=8))
-def test_garbage_never_raises(endpoint: str, content_type: bytes | None, stream: bool, garbage: list[bytes]) -> None:
-    summary = run(tap_for(endpoint, content_type, stream), garbage)
-    assert summary.parse_errors >= 0
+@given(garbage=st.lists(_GARBAGE, max_size=8), data=st.data())
+def test_garbage_counts_one_error_per_unreadable_event(endpoint: str, content_type: bytes | None, stream: bool,
+                                                       garbage: list[bytes], data: st.DataObject) -> None:
+    body, errors = _framed(tap_for(endpoint, content_type, stream), garbage)
+    points = data.draw(st.lists(st.integers(0, len(body)), max_size=10))
+    summary = run(tap_for(endpoint, content_type, stream), split(body, points))
+    assert summary == StreamSummary(parse_errors=errors)
 
 
 @pytest.mark.parametrize("endpoint,content_type,stream", TAPS)
 @settings(max_examples=20, deadline=None)
 @given(data=st.data())
-def test_mangled_recordings_never_raise(endpoint: str, content_type: bytes | None, stream: bool, data: st.DataObject) -> None:
-    body = bytearray(data.draw(st.sampled_from(STREAMS)).body)
+def test_mangled_recordings_read_the_same_however_they_are_split(endpoint: str, content_type: bytes | None,
+                                                                stream: bool, data: st.DataObject) -> None:
+    case = data.draw(st.sampled_from(STREAMS))
+    body = bytearray(case.body)
     for index in data.draw(st.lists(st.integers(0, len(body) - 1), max_size=10)):
         body[index] = data.draw(st.integers(0, 255))
-    run(tap_for(endpoint, content_type, stream), split(bytes(body), data.draw(st.lists(st.integers(0, len(body)), max_size=10))))
+    mangled = bytes(body)
+    whole = run(tap_for(endpoint, content_type, stream), [mangled])
+    points = data.draw(st.lists(st.integers(0, len(mangled)), max_size=10))
+    # Whatever the damage did to the summary, it did it the same way under any chunking.
+    assert run(tap_for(endpoint, content_type, stream), split(mangled, points)) == whole
+    if mangled == case.body and (endpoint, content_type) == (case.endpoint, case.content_type) and stream == case.stream:
+        assert whole == case.expected
 
 
 def test_truncated_json_line_is_one_error_and_the_rest_still_counts() -> None:
