@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import openai
 
-from proxy.drilldown.requestlog import rfc3339
+from proxy.drilldown.requestlog import LINE_MAX, rfc3339, writes
 from tests.drilldown.otlp import dead_port
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
@@ -154,3 +154,34 @@ def _fill(fd: int) -> None:
         pass
     finally:
         os.set_blocking(fd, True)
+
+
+def test_a_line_longer_than_pipe_buf_is_cut_to_fit(tmp_path: Path, upstream: ThreadServer,
+                                                   start_proxy: Callable[..., ThreadServer]) -> None:
+    # A path of 6,000 characters (the request line may be 8 KiB): the line would not fit
+    # one atomic pipe write, so its strings are cut and the line says so.
+    log = tmp_path / "requests.jsonl"
+    proxy = start_proxy(upstream.url, request_log=str(log))
+    long_path = "/v1/" + "p" * 6000
+    assert httpx.get(proxy.url + long_path, headers={"x-request-id": "long-1"}).status_code == 404
+    assert httpx.get(proxy.url + "/v1/models", headers={"x-request-id": "short-1"}).status_code == 200
+    proxy.app.drilldown.close()
+    raw = log.read_bytes().splitlines(keepends=True)
+    assert len(raw) == 2 and all(len(r) <= LINE_MAX for r in raw)
+    long, short = (json.loads(r) for r in raw)
+    assert set(long) == FIELDS | {"truncated"} and long["truncated"] is True
+    assert 512 <= len(long["path"]) < 6000 and long_path.startswith(long["path"])
+    assert (long["request_id"], long["status"], long["outcome"]) == ("long-1", 404, "completed")
+    assert set(short) == FIELDS and short["path"] == "/v1/models"
+
+
+def test_writes_are_whole_lines_of_at_most_the_limit() -> None:
+    lines = [b"a" * n + b"\n" for n in (10, 4000, 95, 4095, 1, 1, 3000, 1100)]
+    runs = writes(lines, 4096)
+    assert [line for run in runs for line in run] == lines
+    assert all(sum(map(len, run)) <= 4096 for run in runs)
+    # Each run is as full as the next line allows (11 + 4001 bytes leave no room for 96);
+    # a line of exactly the limit is a run of its own.
+    assert [[len(line) for line in run] for run in runs] == [[11, 4001], [96], [4096], [2, 2, 3001], [1101]]
+    assert writes(lines, None) == [lines]
+    assert writes([], 4096) == []
