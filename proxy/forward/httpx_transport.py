@@ -18,13 +18,12 @@ import h11
 import httpx
 
 from proxy.config import UpstreamURL
+from proxy.forward import policy
 from proxy.forward.base import RawHeaders
-from proxy.forward.errors import UpstreamConnectError, UpstreamReadError, UpstreamTimeout
+from proxy.forward.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
 
-# Below the 5 s keep-alive timeout of uvicorn-based servers (vLLM and others), so we
-# drop an idle connection before the server does and rarely race its close.
-_KEEPALIVE_EXPIRY = 4.0
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+# What httpx and httpcore raise, and what reaches us from the socket beneath them.
+_FAILURES = (httpx.TransportError, OSError)
 
 
 def _bytes_beyond_response(response: httpx.Response) -> bool:
@@ -83,43 +82,66 @@ class _ExchangeProbe:
         elif event.endswith(".failed") and not self.failed:
             self.failed = event
 
-    def may_retry(self, method: str, exc: Exception) -> bool:
-        # Only when httpcore saw EOF with no response at all on a connection that had
-        # served before: the server probably closed it idle just as we sent. Probably is
-        # not enough for a POST: replayed, it is a second generation on the GPU.
+    def closed_unanswered(self, exc: Exception) -> bool:
+        """httpcore saw EOF and no response at all on a connection that had served before:
+        the server probably closed it idle just as we sent."""
         return (
-            method in _IDEMPOTENT
-            and not self.fresh
+            not self.fresh
             and self.failed == "http11.receive_response_headers.failed"
             and isinstance(exc, httpx.RemoteProtocolError)
             and str(exc).startswith("Server disconnected without sending a response")
         )
 
 
-class _HttpxResponse:
-    __slots__ = ("status", "headers", "_response", "_url")
+class _Errors:
+    """The one mapping from what httpx raises to the relay's three errors; the settings it
+    names are the transport's."""
 
-    def __init__(self, response: httpx.Response, url: str) -> None:
+    __slots__ = ("url", "connect_timeout", "read_timeout", "max_connections")
+
+    def __init__(self, url: str, connect_timeout: float, read_timeout: float, max_connections: int) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_connections = max_connections
+
+    def mapped(self, exc: Exception, headers_received: bool) -> UpstreamError:
+        url = self.url
+        if headers_received:
+            if isinstance(exc, httpx.TimeoutException):
+                return UpstreamReadError(policy.read_stall(url, self.read_timeout))
+            return UpstreamReadError(policy.broke_off(url, exc))
+        if isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamTimeout(policy.connect_timeout(url, self.connect_timeout))
+        if isinstance(exc, httpx.PoolTimeout):
+            return UpstreamTimeout(policy.pool_busy(url, self.max_connections, self.connect_timeout))
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamTimeout(policy.head_timeout(url, self.read_timeout))
+        return UpstreamConnectError(policy.failed_before_headers(url, exc))
+
+
+class _HttpxResponse:
+    __slots__ = ("status", "headers", "_response", "_errors")
+
+    def __init__(self, response: httpx.Response, errors: _Errors) -> None:
         self.status = response.status_code
         self.headers: RawHeaders = list(response.headers.raw)
         self._response = response
-        self._url = url
+        self._errors = errors
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         try:
             # No chunk_size: httpx would otherwise hold bytes back until it has that many.
             async for chunk in self._response.aiter_raw():
                 yield chunk
-        except httpx.TimeoutException as exc:
-            raise UpstreamReadError(f"upstream {self._url} stalled mid-response: {type(exc).__name__}") from exc
-        except (httpx.TransportError, OSError) as exc:
-            raise UpstreamReadError(f"upstream {self._url} broke off the response: {type(exc).__name__}: {exc}") from exc
+        except _FAILURES as exc:
+            raise self._errors.mapped(exc, headers_received=True) from exc
 
     async def aclose(self) -> None:
         try:
             # httpcore keeps the connection only if the body was read to its end.
             await self._response.aclose()
-        except (httpx.TransportError, OSError):
+        except _FAILURES:
             pass
 
 
@@ -138,7 +160,7 @@ class HttpxTransport:
         self.url = parsed.url
         self._base = httpx.URL(parsed.url)
         self._prefix = parsed.prefix
-        self._read_timeout = read_timeout
+        self._errors = _Errors(parsed.url, connect_timeout, read_timeout, max_connections)
         self._client = httpx.AsyncClient(
             # The system trust store, as NativeTransport uses, not certifi's bundle.
             verify=ssl_context if ssl_context is not None else ssl.create_default_context(),
@@ -147,7 +169,7 @@ class HttpxTransport:
             limits=httpx.Limits(
                 max_connections=max_connections,
                 max_keepalive_connections=max_connections,
-                keepalive_expiry=_KEEPALIVE_EXPIRY,
+                keepalive_expiry=policy.IDLE_EXPIRY,
             ),
             follow_redirects=False,
             trust_env=False,
@@ -160,12 +182,7 @@ class HttpxTransport:
             del self._client.headers[name]
 
     async def request(self, method: str, target: str, headers: RawHeaders, body: bytes) -> _HttpxResponse:
-        path = self._prefix + target
-        try:
-            raw_path = path.encode("latin-1")
-        except UnicodeEncodeError:
-            raw_path = path.encode("utf-8")
-        url = self._base.copy_with(raw_path=raw_path)
+        url = self._base.copy_with(raw_path=policy.encode_target(self._prefix + target))
         # httpx adds ``Content-Length: 0`` itself for an empty POST, PUT or PATCH.
         content = body or None
         for attempt in (0, 1):
@@ -173,24 +190,17 @@ class HttpxTransport:
             request = self._client.build_request(method, url, headers=headers, content=content, extensions={"trace": probe})
             try:
                 response = await self._client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout(self._timeout_message(exc)) from exc
-            except httpx.TransportError as exc:
-                if attempt == 0 and probe.may_retry(method, exc):
-                    continue
-                raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
-            except OSError as exc:
-                raise UpstreamConnectError(f"upstream {self.url} failed before sending response headers: {type(exc).__name__}: {exc}") from exc
+            except _FAILURES as exc:
+                if probe.closed_unanswered(exc):
+                    # Probably is not enough for a POST: replayed, it is a second generation.
+                    if method not in policy.IDEMPOTENT:
+                        raise UpstreamConnectError(policy.not_replayed(self.url, method)) from exc
+                    if attempt == 0:
+                        continue
+                raise self._errors.mapped(exc, headers_received=False) from exc
             probe.response = response
-            return _HttpxResponse(response, self.url)
+            return _HttpxResponse(response, self._errors)
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-    def _timeout_message(self, exc: httpx.TimeoutException) -> str:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return f"no connection to upstream {self.url} within the connect timeout"
-        if isinstance(exc, httpx.PoolTimeout):
-            return f"no free connection to upstream {self.url} within the connect timeout"
-        return f"upstream {self.url} sent no response headers within {self._read_timeout:g} s"

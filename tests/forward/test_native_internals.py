@@ -9,9 +9,10 @@ import pytest
 import httptools
 
 from proxy.config import ConfigError, UpstreamURL
-from proxy.forward import native
+from proxy.forward import native_failures as failures
 from proxy.forward.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
-from proxy.forward.native import NativeTransport, _request_head
+from proxy.forward.native import NativeTransport
+from proxy.forward.native_connection import request_head
 from tests.forward.upstream import (
     OK,
     ScriptedServer,
@@ -51,26 +52,26 @@ def test_upstream_url_rejects_what_cannot_be_relayed_to(url: str) -> None:
 
 def test_request_head_bytes() -> None:
     host = b"Host: up:8000\r\n"
-    head = _request_head("/p", host, "POST", "/v1/chat/completions?x=1", [(b"Authorization", b"Bearer k"), (b"X-A", b"1")], b"{}")
+    head = request_head("/p", host, "POST", "/v1/chat/completions?x=1", [(b"Authorization", b"Bearer k"), (b"X-A", b"1")], b"{}")
     assert head == (
         b"POST /p/v1/chat/completions?x=1 HTTP/1.1\r\nHost: up:8000\r\n"
         b"Authorization: Bearer k\r\nX-A: 1\r\nContent-Length: 2\r\n\r\n"
     )
-    assert _request_head("/p", host, "GET", "/", [], b"") == b"GET /p/ HTTP/1.1\r\nHost: up:8000\r\n\r\n"
-    assert _request_head("/p", host, "PUT", "/", [], b"").endswith(b"Content-Length: 0\r\n\r\n")
+    assert request_head("/p", host, "GET", "/", [], b"") == b"GET /p/ HTTP/1.1\r\nHost: up:8000\r\n\r\n"
+    assert request_head("/p", host, "PUT", "/", [], b"").endswith(b"Content-Length: 0\r\n\r\n")
 
 
 _LOW_LEVEL: list[tuple[BaseException, bool, type[UpstreamError]]] = [
-    (native._ConnectTimeout("no connection"), False, UpstreamTimeout),
-    (native._PoolBusy("all busy"), False, UpstreamTimeout),
-    (native._HeadTimeout("no headers"), False, UpstreamTimeout),
-    (native._ConnectFailed("refused"), False, UpstreamConnectError),
-    (native._Failure("switched protocols"), False, UpstreamConnectError),
+    (failures.ConnectTimeout("no connection"), False, UpstreamTimeout),
+    (failures.PoolBusy("all busy"), False, UpstreamTimeout),
+    (failures.HeadTimeout("no headers"), False, UpstreamTimeout),
+    (failures.ConnectFailed("refused"), False, UpstreamConnectError),
+    (failures.Failure("switched protocols"), False, UpstreamConnectError),
     (ConnectionRefusedError(111, "refused"), False, UpstreamConnectError),
     (ConnectionResetError("reset"), False, UpstreamConnectError),
     (httptools.HttpParserError("bad head"), False, UpstreamConnectError),
-    (native._ReadStall("stalled"), True, UpstreamReadError),
-    (native._ClosedByUs("closed by us"), True, UpstreamReadError),
+    (failures.ReadStall("stalled"), True, UpstreamReadError),
+    (failures.ClosedByUs("closed by us"), True, UpstreamReadError),
     (ConnectionResetError("reset"), True, UpstreamReadError),
     (httptools.HttpParserError("bad chunk"), True, UpstreamReadError),
     (OSError("eof"), True, UpstreamReadError),
@@ -80,7 +81,7 @@ _LOW_LEVEL: list[tuple[BaseException, bool, type[UpstreamError]]] = [
 @pytest.mark.parametrize(("failure", "after_headers", "expected"), _LOW_LEVEL)
 def test_every_low_level_failure_maps_to_one_upstream_error(failure: BaseException, after_headers: bool,
                                                             expected: type[UpstreamError]) -> None:
-    mapped = native._mapped(failure, "http://up:1", headers_received=after_headers)
+    mapped = failures.mapped(failure, "http://up:1", headers_received=after_headers)
     assert type(mapped) is expected
     assert "http://up:1" in str(mapped) or str(failure) in str(mapped)
 
@@ -122,11 +123,11 @@ def test_pool_count_returns_to_the_idle_connections(loop: str) -> None:
                 results = await asyncio.gather(*(get(transport, "/ok") for _ in range(8)))
                 assert results == [(200, b"ok")] * 8
                 await asyncio.sleep(0.1)  # let aborted transports report connection_lost
-                assert transport._open == len(transport._idle) <= 4
+                assert transport.pool.open == len(transport.pool.idle) <= 4
             finally:
                 await transport.aclose()
             await asyncio.sleep(0.05)
-            assert transport._open == 0
+            assert transport.pool.open == 0
 
     run(main(), loop)
 
