@@ -1,18 +1,27 @@
 """Token timing as a client on the loopback sees it: TTFT, gaps, no drift, queueing, flat out.
 
 Tolerances hold on a loaded 2-core machine; the simulator itself is accurate to about a
-millisecond (uvloop's timer resolution).
+millisecond (uvloop's timer resolution). Where a test asserts the schedule exactly, the
+simulator runs on a clock the test drives (tests/support/clock.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import statistics
 import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+
+from proxy.simulator.app import create_app as create_simulator
+from proxy.simulator.config import SimConfig
+from tests.support.clock import DRIVEN, driving
+from tests.support.servers import ThreadServer
+from tests.support.wait import eventually
 
 
 # Marks a chat chunk that carries a token; the role-only chunk's delta starts with "role".
@@ -51,13 +60,25 @@ def test_ttft_and_gaps(simulator: Any) -> None:
     assert single >= 24
 
 
-def test_header_timing_overrides(simulator: Any) -> None:
-    sim = simulator(ttft=2.0, tbt=1.0, output_tokens=30)
+def test_header_timing_overrides() -> None:
+    """The headers' schedule, not the configured one (2 s, then 1 s a token, 30 tokens),
+    exactly: the clock is the test's, moved to the first token's deadline and the last's."""
     headers = {"x-sim-ttft": "0.05", "x-sim-tbt": "0.01", "x-sim-output-tokens": "10"}
-    times = token_times(timed_stream(sim.url + "/v1/chat/completions", CHAT, headers))
-    assert len(times) == 10
-    assert 0.045 <= times[0] <= 0.15
-    assert 0.05 + 9 * 0.01 - 0.005 <= times[-1] <= 0.05 + 9 * 0.01 + 0.1
+    sim = ThreadServer(create_simulator(SimConfig(ttft=2.0, tbt=1.0, output_tokens=30, gc_freeze=False)),
+                       loop=DRIVEN)
+    with driving(sim) as clock, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        arrival = clock.time()
+        body = pool.submit(lambda: httpx.post(sim.url + "/v1/chat/completions", json=CHAT, headers=headers,
+                                              timeout=30).content)
+        assert eventually(lambda: sim.app.stats.active == 1)
+        clock.advance_to(arrival + 0.05)
+        clock.advance_to(arrival + 0.05 + 9 * 0.01)
+        stream = body.result(timeout=10)
+    assert stream.count(TOKEN) == 10
+    events = [orjson.loads(line[6:]) for line in stream.split(b"\n") if line.startswith(b"data: {")]
+    # A token sent before its deadline, or after, would move these off the schedule.
+    assert events[-1]["timings"]["prompt_ms"] == pytest.approx(50, abs=1e-6)
+    assert events[-1]["timings"]["predicted_ms"] == pytest.approx(90, abs=1e-6)
 
 
 def test_jitter_varies_gaps_around_tbt(simulator: Any) -> None:
@@ -68,15 +89,26 @@ def test_jitter_varies_gaps_around_tbt(simulator: Any) -> None:
     assert abs(statistics.mean(gaps) - 0.02) < 0.005
 
 
-def test_non_stream_answers_when_the_last_token_would(simulator: Any) -> None:
-    sim = simulator(ttft=0.1, tbt=0.01, output_tokens=10)
-    with httpx.Client(timeout=10) as client:
-        client.get(sim.url + "/health")  # connect first: time only the answer
-        start = time.perf_counter()
-        reply = client.post(sim.url + "/v1/chat/completions", json={"messages": []})
-        elapsed = time.perf_counter() - start
-    assert reply.json()["usage"]["completion_tokens"] == 10
-    assert 0.185 <= elapsed <= 0.35
+def test_non_stream_answers_when_the_last_token_would() -> None:
+    """Not a moment before the last token's deadline, and at it: on a clock the test
+    drives, so the answer's own timings follow the schedule exactly on any machine."""
+    ttft, tbt, tokens = 0.1, 0.01, 10
+    due = ttft + (tokens - 1) * tbt
+    sim = ThreadServer(create_simulator(SimConfig(ttft=ttft, tbt=tbt, output_tokens=tokens, gc_freeze=False)),
+                       loop=DRIVEN)
+    with driving(sim) as clock, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        arrival = clock.time()  # the clock stands still until moved: the request arrives at it
+        answer = pool.submit(httpx.post, sim.url + "/v1/chat/completions", json={"messages": []}, timeout=30)
+        assert eventually(lambda: sim.app.stats.active == 1)
+        clock.advance_to(arrival + due - 0.001)
+        with pytest.raises(concurrent.futures.TimeoutError):
+            answer.result(timeout=0.2)
+        clock.advance_to(arrival + due)
+        reply = answer.result(timeout=10).json()
+    assert reply["usage"]["completion_tokens"] == tokens
+    # llama.cpp's timings, on the simulator's clock: the prefill, then the other tokens' gaps.
+    assert reply["timings"]["prompt_ms"] == pytest.approx(ttft * 1000, abs=1e-6)
+    assert reply["timings"]["predicted_ms"] == pytest.approx((tokens - 1) * tbt * 1000, abs=1e-6)
 
 
 def test_queue_waits_for_a_slot_fifo(simulator: Any) -> None:
