@@ -63,8 +63,8 @@ def test_dockerfile_promises() -> None:
 def test_dockerignore_keeps_what_the_build_copies() -> None:
     ignore = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
     copied = {src for line in re.findall(r"^COPY (?!--from)(.+) \S+$", DOCKERFILE, re.MULTILINE) for src in line.split()}
-    assert copied == {"pyproject.toml", "README.md", "proxy"}
-    for name in copied:
+    assert {src.split("/")[0] for src in copied} == {"pyproject.toml", "README.md", "proxy"}
+    for name in {src.split("/")[0] for src in copied}:
         assert f"!{name}" in ignore or f"!{name}/" in ignore, f"{name} is excluded from the build context"
 
 
