@@ -40,6 +40,9 @@ class StreamSummary:
     # Seconds the server itself says each phase took, keyed by PHASES; None when it
     # reported none.
     phases: dict[str, float] | None = None
+    # The server stated an input count no server could mean: a cached count can no longer
+    # be held to the input, so none is kept for this request (proxy/stream/fields.py).
+    input_rejected: bool = False
     # Called with every object the format parsed (a chunk, an event, a body) when something
     # watches the answer's content: the response checks (DESIGN.md section 15, proxy/quality).
     # None when nothing does: then it costs one attribute test per parsed object.

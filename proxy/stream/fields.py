@@ -69,7 +69,13 @@ def set_input(summary: StreamSummary, value: Any) -> None:
             summary.cached_input_tokens = None
             summary.parse_errors += 1
     elif value is not None:
-        _impossible(summary, value)
+        kind = type(value)
+        if kind is int or kind is float:
+            # The server stated an impossible input: a cached count, before or after,
+            # has nothing to be held to.
+            summary.parse_errors += 1
+            summary.input_rejected = True
+            summary.cached_input_tokens = None
 
 
 def set_output(summary: StreamSummary, value: Any) -> None:
@@ -80,9 +86,14 @@ def set_output(summary: StreamSummary, value: Any) -> None:
 
 
 def set_cached(summary: StreamSummary, value: Any) -> None:
+    """The cached part of the input. Kept when the input is not (yet) known, as llama.cpp's
+    OpenAI streams without usage state ``cache_n`` alone; never above a known input."""
     if type(value) is int and 0 <= value <= MAX_TOKENS:
         known = summary.input_tokens
-        if known is not None and value > known:
+        if known is None:
+            if not summary.input_rejected:
+                summary.cached_input_tokens = value
+        elif value > known:
             summary.parse_errors += 1
         else:
             summary.cached_input_tokens = value
@@ -97,13 +108,6 @@ def set_reasoning(summary: StreamSummary, value: Any) -> None:
         summary.reasoning_output_tokens = value
     elif value is not None:
         _impossible(summary, value)
-
-
-def settle(summary: StreamSummary) -> None:
-    """The body ended: a cached count whose input never came, or came impossible, cannot be
-    held to cached <= input, so it is not exported (the counters keep cached a subset)."""
-    if summary.input_tokens is None:
-        summary.cached_input_tokens = None
 
 
 def set_phase(summary: StreamSummary, phase: str, value: Any, per_second: float) -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from orjson import loads
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import settle
 
 DEFAULT_BODY_LIMIT = 8 * 1024 * 1024
 
@@ -55,5 +54,4 @@ class JSONBodyTap:
             self._handler(self.summary, loads(parts[0] if len(parts) == 1 else b"".join(parts)))
         except Exception:
             self.summary.parse_errors += 1
-        settle(self.summary)
         return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import settle
 from proxy.stream.lines import DEFAULT_LINE_LIMIT, LineBuffer
 
 # Interprets one line; returns 1 for a token event, else 0. May raise on malformed data.
@@ -39,9 +38,7 @@ class NDJSONTap:
         except Exception:
             self.summary.parse_errors += 1
             return 0
-        n = self._handle([line] if line is not None else [])
-        settle(self.summary)
-        return n
+        return self._handle([line] if line is not None else [])
 
     def _handle(self, lines: list[bytes]) -> int:
         summary = self.summary

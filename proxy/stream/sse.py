@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 
 from proxy.stream.base import StreamSummary
-from proxy.stream.fields import set_finish, settle
+from proxy.stream.fields import set_finish
 from proxy.stream.lines import DEFAULT_LINE_LIMIT, LineBuffer
 
 SSEEvent = tuple[bytes, bytes]
@@ -153,9 +153,7 @@ class SSETap:
         except Exception:
             self.summary.parse_errors += 1
             return 0
-        n = self._handle(events)
-        settle(self.summary)
-        return n
+        return self._handle(events)
 
     def _handle(self, events: list[SSEEvent]) -> int:
         summary = self.summary

@@ -154,11 +154,21 @@ def test_a_server_repeating_an_impossible_usage_counts_each_time() -> None:
 
 
 
-def test_cached_without_a_possible_input_is_not_kept() -> None:
-    # The input is impossible and rejected: the cached count can no longer be held to it.
+def test_cached_is_not_kept_once_the_input_was_impossible() -> None:
+    # Nothing to hold the cached count to: neither the one in the same usage, nor one seen
+    # before (a finish chunk's timings) or after (the usage chunk's timings).
     usage = _usage(prompt_tokens=HUGE, completion_tokens=3, prompt_tokens_details={"cached_tokens": 7})
     summary = _stream("chat_completions", SSE, [_sse(usage), b"data: [DONE]\n\n"])
     assert (summary.input_tokens, summary.cached_input_tokens, summary.output_tokens) == (None, None, 3)
     assert summary.parse_errors == 1
-    summary = _json("llamacpp_completion", {"stop": True, "tokens_predicted": 2, "timings": {"cache_n": 4}})
-    assert (summary.cached_input_tokens, summary.parse_errors) == (None, 0), "no input at all: no cached either"
+    finish = {"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "timings": {"cache_n": 4}}
+    last = {**_usage(prompt_tokens=-1, completion_tokens=2), "timings": {"cache_n": 4}}
+    summary = _stream("chat_completions", SSE, [_sse(finish), _sse(last)])
+    assert (summary.input_tokens, summary.cached_input_tokens, summary.parse_errors) == (None, None, 1)
+
+
+def test_cached_without_any_input_is_kept_as_before() -> None:
+    # llama-server's OpenAI stream when the client asked for no usage: timings alone.
+    finish = {"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "timings": {"cache_n": 4}}
+    summary = _stream("chat_completions", SSE, [_sse(finish)])
+    assert (summary.input_tokens, summary.cached_input_tokens, summary.parse_errors) == (None, 4, 0)
