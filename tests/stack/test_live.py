@@ -128,6 +128,8 @@ def check_returns_data(stack: Stack, name: str, expr: str) -> None:
         return  # another engine's mapping in engines.yml: no such engine in this stack
     if not stack.has_phases and any(contract.needs_upstream_report(s) for s in series):
         return  # see PHASE_REASON
+    if any(contract.needs_judge(s) for s in series):
+        return  # no judge (--eval-url) in this stack
     pytest.fail(f"{name}: no data (no series, or only NaN)\n{query}")
 
 
@@ -140,7 +142,7 @@ def test_traffic_reached_every_outcome(stack: Stack) -> None:
 def test_live_metrics_hold_the_contract(stack: Stack) -> None:
     live = live_series(stack.metrics_text)
     expected = {s for s in contract.sample_names() if s != "up" and (stack.has_gpu or not contract.needs_gpu(s))
-                and (stack.has_phases or not contract.needs_upstream_report(s))}
+                and (stack.has_phases or not contract.needs_upstream_report(s)) and not contract.needs_judge(s)}
     assert not expected - live, f"in the contract, missing from /metrics: {sorted(expected - live)}"
 
 
@@ -170,7 +172,8 @@ def test_every_referenced_series_is_live(stack: Stack) -> None:
     queries = [q.expr for q in exprs.panel_queries() + exprs.variable_queries()] + [r["expr"] for r in exprs.rules()]
     referenced = set().union(*(exprs.metric_names(q) for q in queries)) - exprs.recorded_names()
     missing = {s for s in referenced - live - stack.absent_engine_series()
-               if (stack.has_gpu or not contract.needs_gpu(s)) and (stack.has_phases or not contract.needs_upstream_report(s))}
+               if (stack.has_gpu or not contract.needs_gpu(s)) and (stack.has_phases or not contract.needs_upstream_report(s))
+               and not contract.needs_judge(s)}
     assert not missing, f"queried but not exported by a running proxy: {sorted(missing)}"
 
 
