@@ -52,6 +52,10 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
         ("infermeter_collector_success", "gauge", "collector"),
         ("infermeter_collector_duration_seconds", "gauge", "collector"),
         ("infermeter_build_info", "gauge", "version"),
+        # Response checks and evaluations (DESIGN.md section 15).
+        ("infermeter_response_checks_total", "counter", "endpoint model check result"),
+        ("infermeter_eval_score", "histogram", "model rubric"),
+        ("infermeter_evals_total", "counter", "rubric outcome"),
         # prometheus-client's standard process collector (DESIGN.md: the proxy's own
         # process metrics and its uptime) and Prometheus's own scrape health.
         ("process_cpu_seconds_total", "counter", ""),
@@ -84,6 +88,11 @@ def labels_of(series: str) -> frozenset[str]:
 def needs_gpu(series: str) -> bool:
     """Series only a sidecar that sees an NVIDIA GPU through NVML exports."""
     return series.startswith(("infermeter_gpu_", "infermeter_upstream_gpu_"))
+
+
+def needs_judge(series: str) -> bool:
+    """Series exported only when a judge is set (--eval-url, DESIGN.md section 15)."""
+    return series.startswith(("infermeter_eval_score", "infermeter_evals_total"))
 
 
 def needs_upstream_report(series: str) -> bool:
