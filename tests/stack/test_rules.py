@@ -53,6 +53,7 @@ def test_expected_alerts_exist() -> None:
         "InfermeterTPOTHigh", "InfermeterSLOBurnRateFast", "InfermeterSLOBurnRateSlow",
         "InfermeterGPUMemoryNearFull", "InfermeterCollectorFailing",
         "InfermeterEngineKVCacheNearFull", "InfermeterEngineQueueGrowing", "InfermeterEnginePreemptionStorm",
+        "InfermeterJSONModeFailing", "InfermeterRepetitionHigh",
     }
 
 
