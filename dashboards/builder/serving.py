@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dashboards.builder import quality
 from dashboards.builder.model import (
     Dashboard,
     Panel,
@@ -210,8 +211,9 @@ def variables() -> list[VariableModel]:
 
 
 def build() -> Dashboard:
-    items = [*overview(), *traffic(), *latencies(), *tokens(), *completion(), *slo()]
+    items = [*overview(), *traffic(), *latencies(), *tokens(), *completion(), *slo(), *quality.rows()]
     return dashboard("infermeter-serving", "infermeter / Serving",
                      "What clients of the LLM server experience, measured by the infermeter sidecar: request rates "
-                     "and errors, TTFT, TBT, TPOT, token throughput, finish reasons and SLO attainment.",
+                     "and errors, TTFT, TBT, TPOT, token throughput, finish reasons, SLO attainment, and the "
+                     "answers' quality: response checks and a judge's scores.",
                      items, variables())
