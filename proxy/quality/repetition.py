@@ -12,8 +12,9 @@ list append per delta) and decides once, when the response ends:
    recurs at its period, and ``rfind`` is one C-level scan, so normal text (where the
    probe seldom recurs) costs nothing more;
 3. the unit must fit at least ``MIN_REPEATS`` times in the window;
-4. at least ``MIN_COVER`` of the window's characters must equal the character ``p``
-   before them: the repeating unit covers most of the window. A tolerance, not exact
+4. at least ``MIN_COVER`` of the characters of the window's end (its last ``MIN_LOOP``
+   characters, or ``MIN_REPEATS`` units when longer) must equal the character ``p``
+   before them: the repeating unit covers the end of the output. A tolerance, not exact
    equality, so loops with a counter in them ("Step 7: ...", "Step 8: ...") still count.
 
 The constants were chosen on real outputs (SmolLM2-135M through llama-server, and a
@@ -29,6 +30,7 @@ WINDOW = 1024
 MIN_CHARS = 256
 PROBE = 24
 MIN_REPEATS = 4
+MIN_LOOP = 384
 MIN_COVER = 0.9
 CANDIDATES = 8
 
@@ -40,8 +42,8 @@ def loop_period(text: str) -> int | None:
 
 
 def measure(text: str) -> tuple[int, float] | None:
-    """The best candidate unit length of ``text``'s tail and the share of the window it
-    covers; None when the tail is too short or has no candidate unit (steps 1 to 3)."""
+    """The best candidate unit length of ``text``'s tail and the share of the window's end
+    it covers; None when the tail is too short or has no candidate unit (steps 1 to 3)."""
     s = text[-WINDOW:]
     n = len(s)
     if n < MIN_CHARS:
@@ -60,7 +62,10 @@ def measure(text: str) -> tuple[int, float] | None:
         p = n - PROBE - j
         if p * MIN_REPEATS > n:
             break
-        cover = sum(map(eq, s[p:], s[:-p])) / (n - p)
+        # The loop is judged on the window's end: a loop that began late is still a loop.
+        span = min(n, max(MIN_LOOP, MIN_REPEATS * p))
+        tail = s[-span:]
+        cover = sum(map(eq, tail[p:], tail[:-p])) / (span - p)
         if best is None or cover > best[1]:
             best = (p, cover)
         if cover >= MIN_COVER:

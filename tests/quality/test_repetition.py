@@ -23,6 +23,13 @@ def test_loops_of_any_unit_length_are_caught(unit: str) -> None:
     assert loop_period(text) is not None
 
 
+def test_a_loop_that_began_late_in_the_window_is_a_loop() -> None:
+    # SmolLM2 on "List ten fruits": a long list, then "-Brumble" until max_tokens.
+    prose = textwrap.dedent(inspect.getdoc(json) or "")[:700]
+    assert loop_period(prose) is None
+    assert loop_period(prose + "Brumble-" * 50) == len("Brumble-")
+
+
 def test_the_period_is_the_unit() -> None:
     assert loop_period(INTRO + "The cat sat on the mat. " * 80) == len("The cat sat on the mat. ")
 
