@@ -1,20 +1,27 @@
-"""Micro-benchmark: CPU cost of the edge's request-head checks (proxy/edge.py) per request.
+"""Micro-benchmark: CPU cost of the edge (proxy/edge/) per request.
 
-    python bench/edge_micro.py [--requests 20000] [--repeat 7]
+    python bench/edge_micro.py [--requests 20000] [--repeat 7] [--base WORKTREE]
 
 Feeds the same realistic request (an OpenAI SDK chat request: its head and a 1 KB body)
 to uvicorn's own httptools protocol and to infermeter's bounded EdgeProtocol, side by
 side in one run, on a real event loop with a transport that discards what is written.
 Each request runs the protocol's whole parse (head, body, ASGI cycle start) and a tiny
-ASGI app that answers at once, so the difference is the checks alone. The best of
-several runs is reported: the cost without scheduler noise.
+ASGI app that answers at once, so the difference is the edge alone. ``--base`` adds the
+edge of another checkout (``git worktree add /tmp/base <commit>``) as a third contender:
+before and after a change, in the same run. Each contender runs in a process of its
+own, in turn, round after round; the best round is reported: the cost without
+scheduler noise.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -81,21 +88,47 @@ async def _run(protocol_class: type[HttpToolsProtocol], requests: int) -> float:
     return elapsed / requests
 
 
+def _one(name: str, requests: int) -> float:
+    """Seconds of CPU per request for ``uvicorn`` or ``edge``, in this process."""
+    protocol_class = HttpToolsProtocol if name == "uvicorn" else edge_protocol(HeadLimits())
+    return asyncio.run(_run(protocol_class, requests))
+
+
+def _in_child(name: str, requests: int, tree: Path) -> float:
+    # The tree's own proxy package comes first on the path: an earlier commit's edge.
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, __file__, "--one", name, "--requests", str(requests)], env=env,
+                         check=True, capture_output=True, text=True).stdout
+    return float(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--base", type=Path, help="a checkout whose edge runs beside this one's, as 'base'")
+    parser.add_argument("--one", choices=["uvicorn", "edge"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    edge = edge_protocol(HeadLimits())
-    best = {"uvicorn": float("inf"), "edge": float("inf")}
+    if args.one:
+        print(_one(args.one, args.requests))
+        return
+    here = Path(__file__).resolve().parents[1]
+    trees = {"uvicorn": ("uvicorn", here), "edge": ("edge", here)}
+    if args.base is not None:
+        trees["base"] = ("edge", args.base.resolve())
+    best = dict.fromkeys(trees, float("inf"))
     for _ in range(args.repeat):
-        best["uvicorn"] = min(best["uvicorn"], asyncio.run(_run(HttpToolsProtocol, args.requests)))
-        best["edge"] = min(best["edge"], asyncio.run(_run(edge, args.requests)))
+        for label, (name, tree) in trees.items():
+            best[label] = min(best[label], _in_child(name, args.requests, tree))
     print(f"request of {len(REQUEST)} bytes ({len(HEAD)} of head), best of {args.repeat} x {args.requests}")
-    for name, seconds in best.items():
-        print(f"  {name:8s} {seconds * 1e6:7.2f} us CPU per request")
-    print(f"  checks   {(best['edge'] - best['uvicorn']) * 1e6:+7.2f} us per request "
-          f"({(best['edge'] / best['uvicorn'] - 1) * 100:+.1f} %)")
+    for label, seconds in best.items():
+        print(f"  {label:8s} {seconds * 1e6:7.2f} us CPU per request")
+    for label in ("base", "edge"):
+        if label in best:
+            print(f"  {label} - uvicorn {(best[label] - best['uvicorn']) * 1e6:+7.2f} us per request "
+                  f"({(best[label] / best['uvicorn'] - 1) * 100:+.1f} %)")
+    if "base" in best:
+        print(f"  edge - base    {(best['edge'] - best['base']) * 1e6:+7.2f} us per request")
 
 
 if __name__ == "__main__":

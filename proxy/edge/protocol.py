@@ -48,14 +48,10 @@ class EdgeProtocol(HttpToolsProtocol):
         # uvicorn's data_received cancels the keep-alive timer on any byte, so a bare CRLF
         # every few seconds kept a connection forever; here only a request's first byte
         # does (on_message_begin).
-        if self._refused:
+        if self._held or self._refused:
+            if not self._refused:
+                self._hold(data)
             return
-        if self._held:
-            self._hold(data)
-            return
-        self._receive(data)
-
-    def _receive(self, data: bytes) -> None:
         was_in_head, before = self._in_head, self._head_bytes
         self._began = False
         if not self._feed(data):
@@ -70,6 +66,9 @@ class EdgeProtocol(HttpToolsProtocol):
                 self._head_bytes = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(head_too_large(self.limits))
+            else:
+                # Armed only for a head that spans reads: most come whole, in one read.
+                self._arm_head_timer()
         elif self._open:
             self._body_arrived()
 
@@ -84,50 +83,47 @@ class EdgeProtocol(HttpToolsProtocol):
             if self._body_left > 0:
                 cut = self._body_left  # the request ends exactly there
             else:
-                # A request without a body, and a chunked body, end with a blank line.
-                end = data.find(b"\r\n\r\n")
-                cut = len(data) if end < 0 else end + 4
-            if cut >= len(data):
-                return self._parse(data)
-            if not self._parse(data[:cut]):
+                cut = _first_head_end(data)
+            piece, data = (data, b"") if cut >= len(data) else (data[:cut], data[cut:])
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as exc:
+                if self._should_upgrade():
+                    self.handle_websocket_upgrade()
+                    return False
+                # Served as plain HTTP: the parser stopped at the end of this request, and
+                # what came after it is the next one's (uvicorn dropped it, and the client
+                # waited for answers that never came).
+                self._unsupported_upgrade_warning()
+                data = piece[int(exc.args[0]):] + data
+            except httptools.HttpParserError as exc:
+                self._parse_failed(exc)
                 return False
-            data = data[cut:]
         return True
 
-    def _parse(self, data: bytes) -> bool:
-        # uvicorn's own data_received, but for a refusal raised in a callback: uvicorn
+    def _parse_failed(self, exc: httptools.HttpParserError) -> None:
+        # As uvicorn's own data_received, but for a refusal raised in a callback: uvicorn
         # would log "Invalid HTTP request received." and answer 400 for each one, a log
         # line per connection under a header flood.
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            if isinstance(exc.__context__, Refusal):
-                self._refuse(exc.__context__)
-            else:
-                self._bad_request()
-            return False
-        except httptools.HttpParserError:
+        if isinstance(exc, httptools.HttpParserCallbackError) and isinstance(exc.__context__, Refusal):
+            self._refuse(exc.__context__)
+        else:
             self._bad_request()
-            return False
-        except httptools.HttpParserUpgrade:
-            if self._should_upgrade():
-                self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-            return False
-        return True
 
     def _hold(self, data: bytes) -> None:
         # Reading stops at once: TCP back-pressure holds the rest at the client, so a
         # connection keeps at most the reads that were already under way.
         self._held += data
         self.transport.pause_reading()
+        # The held bytes get their turn when the response before them is done; hooked
+        # here, not by overriding on_response_complete, so an unpipelined request pays nothing.
+        self.cycle.on_response = self._held_turn
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
+    def _held_turn(self) -> None:
+        self.on_response_complete()  # uvicorn's: the keep-alive timer, a queued cycle
         if self._held and not self.transport.is_closing():
             held, self._held = self._held, b""
-            self._receive(held)
+            self.data_received(held)
             if not self._held and not self.transport.is_closing():
                 self.transport.resume_reading()
 
@@ -137,8 +133,6 @@ class EdgeProtocol(HttpToolsProtocol):
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
         self._open = self._in_head = self._began = True
-        self._head_bytes = 0
-        self._arm_head_timer()
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -147,12 +141,13 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._disarm_head_timer()
+        if self._head_timer is not None:
+            self._disarm_head_timer()
         if self.url[:1] != b"/":
             refusal = target_refusal(self.url, self.parser.get_method())
             if refusal is not None:
                 raise refusal
-        self._body_left = check_head(self.url, self.headers, self.parser.get_http_version(), self.limits)
+        self._body_left = check_head(self.url, self.headers, self.parser, self.limits)
         # The request sees the head's headers only: uvicorn appends a chunked body's
         # trailers to its own list, which the scope no longer shares (trailers are
         # dropped, as nginx and Envoy drop them).
@@ -169,16 +164,17 @@ class EdgeProtocol(HttpToolsProtocol):
         self._disarm_body_timer()
         super().on_message_complete()
 
-    def _refuse(self, refusal: Refusal) -> None:
+    def _refuse(self, refusal: Refusal, to_cycle: bool = False) -> None:
+        """Answer ``refusal`` and close: for a head, unless the response before it is not
+        done (an answer now would land inside or before it); ``to_cycle`` for the request
+        whose cycle runs, its response not begun."""
         self._refused = True
         self._held = b""
         self._disarm_head_timer()
         self._disarm_body_timer()
         if self.transport.is_closing():
             return
-        # Inside a response already under way, an answer now would corrupt it.
-        cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.response_started:
+        if to_cycle or self.cycle is None or self.cycle.response_complete:
             self.transport.write(refusal_bytes(refusal))
         self.transport.close()
 
@@ -239,7 +235,22 @@ class EdgeProtocol(HttpToolsProtocol):
             self._refused = True
             self.transport.close()
         else:
-            self._refuse(Refusal(408, f"no request body bytes for {self.limits.body_timeout:g} s", "request_timeout"))
+            message = f"no request body bytes for {self.limits.body_timeout:g} s"
+            self._refuse(Refusal(408, message, "request_timeout"), to_cycle=True)
+
+
+def _first_head_end(data: bytes) -> int:
+    """Where parsing ``data`` must pause to look at the connection again: after its first
+    blank line when a second one follows (a head, or a chunked body, ends with one; the
+    parser takes no other line ending), else its end. Nearly every read holds one head
+    at most and is parsed whole; a second blank line needs a CR after the first, which
+    a C-speed scan for one byte rules out in most bodies (JSON escapes CR in strings)."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return len(data)
+    after = end + 4
+    cr = data.find(b"\r", after)
+    return len(data) if cr < 0 or data.find(b"\r\n\r\n", cr) < 0 else after
 
 
 def edge_protocol(limits: HeadLimits) -> type[EdgeProtocol]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httptools
 import orjson
 
 from proxy.config import HeadLimits
@@ -43,7 +44,8 @@ def target_refusal(target: bytes, method: bytes) -> Refusal | None:
     return None
 
 
-def check_head(target: bytes, headers: list[tuple[bytes, bytes]], http_version: str, limits: HeadLimits) -> int:
+def check_head(target: bytes, headers: list[tuple[bytes, bytes]], parser: httptools.HttpRequestParser,
+               limits: HeadLimits) -> int:
     """The body length a complete head declares (-1: chunked or none declared); raises the
     ``Refusal`` it earns instead: too many or too large headers, too large a whole head
     (also when it came in one read), or framing two hops could read differently. One pass."""
@@ -66,7 +68,7 @@ def check_head(target: bytes, headers: list[tuple[bytes, bytes]], http_version: 
         raise head_too_large(limits)
     if not codings:
         return length
-    if http_version == "1.0":
+    if parser.get_http_version() == "1.0":
         raise Refusal(400, "Transfer-Encoding is not allowed on an HTTP/1.0 request", "bad_transfer_encoding")
     if codings != [b"chunked"]:
         raise Refusal(501, "only 'Transfer-Encoding: chunked' is supported", "unsupported_transfer_encoding")
