@@ -26,6 +26,10 @@ MODEL_ALIAS = "smollm2"
 # Measured at load average ~5: 32 tokens took median 1.16 s (max 6.8 s) with -t 2,
 # median 0.54 s (max 0.63 s) with -t 1.
 THREADS = 1
+# ggml's AMX weight repacking segfaults (ggml_backend_amx_mul_mat, in the warm-up run) on hosts
+# whose CPU has AMX but whose kernel or VM does not let a process use it; without repacking
+# the plain CPU kernels run everywhere.
+SERVER_ENV = {"LLAMA_ARG_REPACK": "false"}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class LlamaServer(ChildServer):
             str(paths.binary), "-m", str(paths.model), "--alias", MODEL_ALIAS,
             "--host", "127.0.0.1", "--port", "{port}",
             "-c", "4096", "-np", str(parallel), "-t", str(THREADS), "--metrics", "--no-webui",
-        ], ready_path="/health", log=log, ready_timeout=60.0)  # fmt: skip
+        ], ready_path="/health", log=log, ready_timeout=60.0, env=SERVER_ENV)  # fmt: skip
 
 
 def _proxy(upstream: str, *flags: str) -> ChildProcess:
