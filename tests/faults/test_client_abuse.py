@@ -12,7 +12,7 @@ import pytest
 from tests.faults.probes import Relayed
 from tests.support.wait import eventually
 from tests.faults.rawclient import chat_request, connect, exchange, read_at_least, read_response, read_until_closed, status_of
-from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
+from tests.support.scripted_upstream import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
 
 StartRelay = Callable[..., Relayed]
@@ -54,7 +54,7 @@ def test_disconnect_while_waiting_for_upstream_headers(relay: StartRelay) -> Non
         base = r.baseline()
         with connect(r.port) as sock:
             sock.sendall(chat_request(r.port))
-            assert eventually(lambda: len(up.requests) == 0 and up.accepted == 1)
+            assert eventually(lambda: len(up.requests) == 1 and up.finished == 0)  # read, still thinking
             time.sleep(0.2)
         # The upstream request is closed at once: the model stops working for nobody.
         assert up.wait_finished(1, timeout=3) and closed and closed[0] < 1.5

@@ -17,7 +17,7 @@ import orjson
 from tests.faults.probes import Relayed
 from tests.support.wait import eventually
 from tests.faults.rawclient import CHAT, chat_request, connect, exchange, read_response, read_until_closed, status_of
-from tests.faults.upstreams import RawUpstream
+from tests.support.scripted_upstream import RawUpstream
 from tests.support.metrics import scrape
 
 StartRelay = Callable[..., Relayed]

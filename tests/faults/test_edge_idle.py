@@ -20,7 +20,7 @@ from proxy.config import HeadLimits
 from proxy.server import hot_path_options
 from tests.faults.probes import Relayed
 from tests.faults.rawclient import chat_request, connect, read_response, read_until_closed, status_of
-from tests.faults.upstreams import RawUpstream
+from tests.support.scripted_upstream import RawUpstream
 from tests.support.metrics import scrape
 from tests.support.servers import ChildProcess, ThreadServer
 

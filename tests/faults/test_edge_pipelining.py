@@ -18,7 +18,7 @@ import pytest
 
 from tests.faults.probes import Relayed
 from tests.faults.rawclient import connect, read_responses, send_for
-from tests.faults.upstreams import Conn, RawUpstream
+from tests.support.scripted_upstream import Conn, RawUpstream
 from tests.support.servers import ChildProcess
 
 StartRelay = Callable[..., Relayed]

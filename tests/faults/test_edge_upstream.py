@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.probes import Relayed
 from tests.faults.rawclient import CHAT, chat_request, connect, read_response, status_of
-from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
+from tests.support.scripted_upstream import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
 from tests.support.servers import ChildProcess
 from tests.support.wait import poll

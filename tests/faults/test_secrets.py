@@ -15,7 +15,7 @@ import pytest
 
 from tests.faults.probes import Relayed
 from tests.faults.rawclient import CHAT
-from tests.faults.upstreams import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
+from tests.support.scripted_upstream import EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.servers import free_port
 
 StartRelay = Callable[..., Relayed]

@@ -25,7 +25,7 @@ from tests.faults.rawclient import (
     read_at_least,
     read_until_closed,
 )
-from tests.faults.upstreams import DONE, EVENT, SSE_HEAD, Conn, RawUpstream, chunk
+from tests.support.scripted_upstream import DONE, EVENT, SSE_HEAD, Conn, RawUpstream, chunk
 from tests.support.metrics import scrape
 from tests.support.servers import ChildProcess, free_port
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from proxy.forward.headers import HOP_BY_HOP, client_response_headers, header_value, upstream_request_headers
-from tests.faults.upstreams import Conn, RawUpstream
+from tests.support.scripted_upstream import Conn, RawUpstream
 from tests.support.servers import ThreadServer
 
 # One of each hop-by-hop name, in the mixed case real peers send.

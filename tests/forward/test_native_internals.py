@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -13,14 +14,8 @@ from proxy.forward import native_failures as failures
 from proxy.forward.errors import UpstreamConnectError, UpstreamError, UpstreamReadError, UpstreamTimeout
 from proxy.forward.native import NativeTransport
 from proxy.forward.native_connection import request_head
-from tests.forward.upstream import (
-    OK,
-    ScriptedServer,
-    ServerConn,
-    get,
-    run,
-    serve_forever,
-)
+from tests.forward.conftest import get, run
+from tests.support.scripted_upstream import OK, Conn, RawUpstream, serve_forever
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -90,20 +85,20 @@ def test_every_low_level_failure_maps_to_one_upstream_error(failure: BaseExcepti
 def test_pool_count_returns_to_the_idle_connections(loop: str) -> None:
     """Every way a request can end leaves the slot count exact (no leak, no double release)."""
 
-    async def script(conn: ServerConn) -> None:
-        while (req := await conn.request()) is not None:
-            if req.line.startswith(b"GET /ok"):
-                await conn.send(OK)
-            elif req.line.startswith(b"GET /partial"):
-                await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
-            elif req.line.startswith(b"GET /drop"):
-                conn.writer.close()
+    def script(conn: Conn) -> None:
+        while req := conn.read_request():
+            if req.startswith(b"GET /ok"):
+                conn.send(OK)
+            elif req.startswith(b"GET /partial"):
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+            elif req.startswith(b"GET /drop"):
+                conn.close()
                 return
-            elif req.line.startswith(b"GET /hang"):
-                await asyncio.sleep(30)
+            elif req.startswith(b"GET /hang"):
+                conn.stop.wait(30)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
+        with RawUpstream(then=script) as server:
             transport = NativeTransport(server.url, 2.0, 0.3, 4)
             try:
                 assert await get(transport, "/ok") == (200, b"ok")
@@ -133,15 +128,15 @@ def test_pool_count_returns_to_the_idle_connections(loop: str) -> None:
 
 
 def test_idle_connection_that_receives_bytes_is_dropped() -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(OK)
-        await asyncio.sleep(0.05)
-        await conn.send(b"HTTP/1.1 200 OK\r\n")  # nobody asked: framing is lost
-        await serve_forever(conn)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(OK)
+        time.sleep(0.05)
+        conn.send(b"HTTP/1.1 200 OK\r\n")  # nobody asked: framing is lost
+        serve_forever(conn)
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
+        with RawUpstream(then=script) as server:
             transport = NativeTransport(server.url, 2.0, 2.0)
             try:
                 assert await get(transport) == (200, b"ok")
@@ -149,31 +144,28 @@ def test_idle_connection_that_receives_bytes_is_dropped() -> None:
                 assert await get(transport) == (200, b"ok")
             finally:
                 await transport.aclose()
-            assert server.connections == 2
+            assert server.accepted == 2
 
     run(main(), "asyncio")
 
 
 def test_retry_goes_to_a_new_connection_not_another_idle_one() -> None:
-    async def script(conn: ServerConn) -> None:
-        if conn.index <= 2:
-            await conn.request()
-            await asyncio.sleep(0.05)  # keep both first requests in flight: two connections
-            await conn.send(OK)
-            await conn.request()  # both go stale the same way (an upstream restart)
-            conn.writer.close()
-        else:
-            await serve_forever(conn)
+    def serve_once_then_close(conn: Conn) -> None:
+        conn.read_request()
+        time.sleep(0.05)  # keep both first requests in flight: two connections
+        conn.send(OK)
+        conn.read_request()  # both go stale the same way (an upstream restart)
+        conn.close()
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
+        with RawUpstream(serve_once_then_close, serve_once_then_close, then=serve_forever) as server:
             transport = NativeTransport(server.url, 2.0, 2.0)
             try:
                 assert list(await asyncio.gather(get(transport), get(transport))) == [(200, b"ok")] * 2
                 assert await get(transport, "/after") == (200, b"ok")
             finally:
                 await transport.aclose()
-            assert server.connections == 3
-            assert [r.line for r in server.requests].count(b"GET /after HTTP/1.1") == 2
+            assert server.accepted == 3
+            assert [r.line for r in server.parsed].count(b"GET /after HTTP/1.1") == 2
 
     run(main(), "asyncio")

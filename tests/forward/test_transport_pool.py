@@ -17,16 +17,8 @@ from proxy.forward.errors import (
     UpstreamReadError,
     UpstreamTimeout,
 )
-from tests.forward.conftest import Env
-from tests.forward.upstream import (
-    OK,
-    ScriptedServer,
-    ServerConn,
-    get,
-    read_all,
-    self_signed_tls,
-    serve_forever,
-)
+from tests.forward.conftest import Env, get, read_all
+from tests.support.scripted_upstream import OK, Conn, RawUpstream, self_signed_tls, serve_forever
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,10 +29,10 @@ pytestmark = pytest.mark.timeout(60)
 
 def test_keep_alive_reuses_one_connection(env: Env) -> None:
     async def main() -> None:
-        async with env.serving(ScriptedServer(serve_forever)) as (server, transport):
+        async with env.serving(RawUpstream(then=serve_forever)) as (server, transport):
             for _ in range(3):
                 assert await get(transport) == (200, b"ok")
-        assert server.connections == 1
+        assert server.accepted == 1
 
     env.run(main())
 
@@ -48,48 +40,45 @@ def test_keep_alive_reuses_one_connection(env: Env) -> None:
 def test_connection_close_from_upstream_is_honoured(env: Env) -> None:
     reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
 
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(reply)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(reply)
         # Keep our end open: the client must close because it was told to, not because we did.
-        await conn.wait_closed_by_peer(5)
+        conn.closed_by_peer(5)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script)) as (server, transport):
+        async with env.serving(RawUpstream(then=script)) as (server, transport):
             assert await get(transport) == (200, b"ok")
             assert await get(transport) == (200, b"ok")
-        assert server.connections == 2
+        assert server.accepted == 2
 
     env.run(main())
 
 
 def test_connection_closed_while_idle_is_replaced(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(OK)
-        conn.writer.close()  # an idle timeout on the upstream's side
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(OK)
+        conn.close()  # an idle timeout on the upstream's side
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script)) as (server, transport):
+        async with env.serving(RawUpstream(then=script)) as (server, transport):
             assert await get(transport) == (200, b"ok")
             await asyncio.sleep(0.1)
             assert await get(transport) == (200, b"ok")
-        assert server.connections == 2
+        assert server.accepted == 2
         assert len(server.requests) == 2
 
     env.run(main())
 
 
-def _serve_once_then_close_on_the_next() -> ScriptedServer:
-    async def script(conn: ServerConn) -> None:
-        if conn.index == 1:
-            await conn.request()
-            await conn.send(OK)
-            await conn.request()  # the upstream's idle close races our second request
-            conn.writer.close()
-        else:
-            await serve_forever(conn)
-    return ScriptedServer(script)
+def _serve_once_then_close_on_the_next() -> RawUpstream:
+    def serve_once_then_close(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(OK)
+        conn.read_request()  # the upstream's idle close races our second request
+        conn.close()
+    return RawUpstream(serve_once_then_close, then=serve_forever)
 
 
 def test_reused_connection_closed_before_any_response_retries_an_idempotent_request_once(env: Env) -> None:
@@ -97,8 +86,8 @@ def test_reused_connection_closed_before_any_response_retries_an_idempotent_requ
         async with env.serving(_serve_once_then_close_on_the_next()) as (server, transport):
             assert await get(transport, "/one") == (200, b"ok")
             assert await get(transport, "/two") == (200, b"ok")
-        assert server.connections == 2
-        assert [r.line for r in server.requests] == [b"GET /one HTTP/1.1", b"GET /two HTTP/1.1", b"GET /two HTTP/1.1"]
+        assert server.accepted == 2
+        assert [r.line for r in server.parsed] == [b"GET /one HTTP/1.1", b"GET /two HTTP/1.1", b"GET /two HTTP/1.1"]
 
     env.run(main())
 
@@ -110,8 +99,8 @@ def test_reused_connection_closed_before_any_response_never_sends_a_post_twice(e
             assert await get(transport, "/one") == (200, b"ok")
             with pytest.raises(UpstreamConnectError):
                 await get(transport, "/two", "POST", b"{}")
-        assert server.connections == 1
-        assert [r.line for r in server.requests] == [b"GET /one HTTP/1.1", b"POST /two HTTP/1.1"]
+        assert server.accepted == 1
+        assert [r.line for r in server.parsed] == [b"GET /one HTTP/1.1", b"POST /two HTTP/1.1"]
 
     env.run(main())
 
@@ -123,36 +112,33 @@ def test_no_retry_once_the_response_began(env: Env, request: pytest.FixtureReque
         # known, documented gap; a POST is never retried).
         request.applymarker(pytest.mark.xfail(strict=True, reason="httpcore cannot tell a partial head from none"))
 
-    async def script(conn: ServerConn) -> None:
-        if conn.index == 1:
-            await conn.request()
-            await conn.send(OK)
-            await conn.request()
-            await conn.send(b"HTTP/1.1 200 OK\r\n")
-            conn.writer.close()
-        else:
-            await serve_forever(conn)
+    def serve_once_then_break_off(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(OK)
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\n")
+        conn.close()
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script)) as (server, transport):
+        async with env.serving(RawUpstream(serve_once_then_break_off, then=serve_forever)) as (server, transport):
             assert await get(transport) == (200, b"ok")
             with pytest.raises(UpstreamConnectError):
                 await get(transport, method="GET")
-        assert server.connections == 1
+        assert server.accepted == 1
 
     env.run(main())
 
 
 def test_no_retry_on_a_fresh_connection(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        conn.writer.close()
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.close()
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script)) as (server, transport):
+        async with env.serving(RawUpstream(then=script)) as (server, transport):
             with pytest.raises(UpstreamConnectError):
                 await get(transport)
-        assert server.connections == 1
+        assert server.accepted == 1
 
     env.run(main())
 
@@ -161,37 +147,37 @@ def test_cookies_are_never_replayed(env: Env) -> None:
     reply = b"HTTP/1.1 200 OK\r\nSet-Cookie: session=alice; Path=/\r\nContent-Length: 2\r\n\r\nok"
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+        async with env.serving(RawUpstream(then=lambda c: serve_forever(c, reply))) as (server, transport):
             await get(transport)
             await get(transport)
-        assert all(r.header(b"cookie") is None for r in server.requests)
+        assert all(r.header(b"cookie") is None for r in server.parsed)
 
     env.run(main())
 
 
 def test_max_connections_queues_requests(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        while await conn.request() is not None:
-            await asyncio.sleep(0.05)
-            await conn.send(OK)
+    def script(conn: Conn) -> None:
+        while conn.read_request():
+            time.sleep(0.05)
+            conn.send(OK)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), max_connections=1) as (server, transport):
+        async with env.serving(RawUpstream(then=script), max_connections=1) as (server, transport):
             results = await asyncio.gather(*(get(transport) for _ in range(4)))
             assert results == [(200, b"ok")] * 4
-        assert server.connections == 1
+        assert server.accepted == 1
 
     env.run(main())
 
 
 def test_waiting_for_a_busy_pool_times_out(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12")
-        await conn.wait_closed_by_peer(10)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12")
+        conn.closed_by_peer(10)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), max_connections=1, connect_timeout=0.3) as (server, transport):
+        async with env.serving(RawUpstream(then=script), max_connections=1, connect_timeout=0.3) as (server, transport):
             held = await transport.request("GET", "/", [], b"")
             with pytest.raises(UpstreamTimeout):
                 await transport.request("GET", "/", [], b"")
@@ -203,13 +189,13 @@ def test_waiting_for_a_busy_pool_times_out(env: Env) -> None:
 def test_transport_aclose_closes_idle_connections(env: Env) -> None:
     closed: list[bool] = []
 
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(OK)
-        closed.append(await conn.wait_closed_by_peer(5))
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(OK)
+        closed.append(conn.closed_by_peer(5))
 
     async def main() -> None:
-        async with ScriptedServer(script) as server:
+        with RawUpstream(then=script) as server:
             transport = env.transport(server.url)
             assert await get(transport) == (200, b"ok")
             await transport.aclose()
@@ -258,13 +244,13 @@ def test_connect_timeout(env: Env) -> None:
 
 
 def test_no_headers_within_the_read_timeout(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\n")  # a trickle is not a response
-        await asyncio.sleep(30)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\n")  # a trickle is not a response
+        conn.stop.wait(30)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), read_timeout=0.3) as (server, transport):
+        async with env.serving(RawUpstream(then=script), read_timeout=0.3) as (server, transport):
             start = time.monotonic()
             with pytest.raises(UpstreamTimeout):
                 await transport.request("GET", "/", [], b"")
@@ -274,13 +260,13 @@ def test_no_headers_within_the_read_timeout(env: Env) -> None:
 
 
 def test_stall_mid_body_is_a_read_error(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
-        await asyncio.sleep(30)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        conn.stop.wait(30)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), read_timeout=0.3) as (server, transport):
+        async with env.serving(RawUpstream(then=script), read_timeout=0.3) as (server, transport):
             response = await transport.request("GET", "/", [], b"")
             chunks: list[bytes] = []
             start = time.monotonic()
@@ -295,16 +281,16 @@ def test_stall_mid_body_is_a_read_error(env: Env) -> None:
 
 
 def test_slow_but_steady_body_is_not_a_stall(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
         for _ in range(8):
-            await asyncio.sleep(0.1)
-            await conn.send(b"1\r\nx\r\n")
-        await conn.send(b"0\r\n\r\n")
+            time.sleep(0.1)
+            conn.send(b"1\r\nx\r\n")
+        conn.send(b"0\r\n\r\n")
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), read_timeout=0.4) as (server, transport):
+        async with env.serving(RawUpstream(then=script), read_timeout=0.4) as (server, transport):
             assert await get(transport) == (200, b"x" * 8)
 
     env.run(main())
@@ -312,17 +298,17 @@ def test_slow_but_steady_body_is_not_a_stall(env: Env) -> None:
 
 @pytest.mark.parametrize("how", ["reset", "eof"])
 def test_upstream_breaks_mid_body(env: Env, how: str) -> None:
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
-        await asyncio.sleep(0.1)
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        time.sleep(0.1)
         if how == "reset":
             conn.reset()
         else:
-            conn.writer.close()
+            conn.close()
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script)) as (server, transport):
+        async with env.serving(RawUpstream(then=script)) as (server, transport):
             response = await transport.request("GET", "/", [], b"")
             chunks: list[bytes] = []
             with pytest.raises(UpstreamReadError):
@@ -335,17 +321,17 @@ def test_upstream_breaks_mid_body(env: Env, how: str) -> None:
 
 
 def test_malformed_responses(env: Env) -> None:
-    async def script(conn: ServerConn) -> None:
-        req = await conn.request()
-        assert req is not None
-        if req.line.startswith(b"GET /head"):
-            await conn.send(b"HTTP/1.1 abc Broken\r\n\r\n")
+    def script(conn: Conn) -> None:
+        req = conn.read_request()
+        assert req
+        if req.startswith(b"GET /head"):
+            conn.send(b"HTTP/1.1 abc Broken\r\n\r\n")
         else:
-            await conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n")
-        await asyncio.sleep(30)
+            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZZ\r\n")
+        conn.stop.wait(30)
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script), read_timeout=3) as (server, transport):
+        async with env.serving(RawUpstream(then=script), read_timeout=3) as (server, transport):
             with pytest.raises(UpstreamConnectError):
                 await transport.request("GET", "/head", [], b"")
             response = await transport.request("GET", "/body", [], b"")
@@ -362,7 +348,7 @@ def test_tls_upstream(env: Env, tmp_path: Path) -> None:
     tls = self_signed_tls(tmp_path)
 
     async def main() -> None:
-        async with ScriptedServer(serve_forever, ssl_context=tls.server) as server:
+        with RawUpstream(then=serve_forever, ssl_context=tls.server) as server:
             assert server.url.startswith("https://")
             transport = env.transport(server.url, ssl_context=tls.client)
             try:
@@ -370,7 +356,7 @@ def test_tls_upstream(env: Env, tmp_path: Path) -> None:
                 assert await get(transport) == (200, b"ok")
             finally:
                 await transport.aclose()
-            assert server.connections == 1
+            assert server.accepted == 1
             untrusting = env.transport(server.url)  # the system trust store knows nothing of it
             try:
                 with pytest.raises(UpstreamConnectError):
@@ -384,14 +370,13 @@ def test_tls_upstream(env: Env, tmp_path: Path) -> None:
 def test_tls_close_delimited_body(env: Env, tmp_path: Path) -> None:
     tls = self_signed_tls(tmp_path)
 
-    async def script(conn: ServerConn) -> None:
-        await conn.request()
-        await conn.send(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
-        conn.writer.close()  # sends TLS close_notify, then FIN
-        await conn.writer.wait_closed()
+    def script(conn: Conn) -> None:
+        conn.read_request()
+        conn.send(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
+        conn.close()  # sends TLS close_notify, then FIN
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(script, ssl_context=tls.server), ssl_context=tls.client) as (server, transport):
+        async with env.serving(RawUpstream(then=script, ssl_context=tls.server), ssl_context=tls.client) as (server, transport):
             assert await get(transport) == (200, b"until the end")
 
     env.run(main())
@@ -402,9 +387,9 @@ def test_tls_close_delimited_body(env: Env, tmp_path: Path) -> None:
 
 def test_ipv6_upstream_gets_a_bracketed_host(env: Env) -> None:
     async def main() -> None:
-        async with env.serving(ScriptedServer(serve_forever, host="::1"), path="/base") as (server, transport):
+        async with env.serving(RawUpstream(then=serve_forever, host="::1"), path="/base") as (server, transport):
             assert await get(transport, "/v1/models") == (200, b"ok")
-        [req] = server.requests
+        [req] = server.parsed
         assert req.line == b"GET /base/v1/models HTTP/1.1"
         assert req.header(b"host") == f"[::1]:{server.port}".encode()
 
@@ -415,7 +400,7 @@ def test_unrequested_protocol_switch_is_refused(env: Env) -> None:
     reply = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
 
     async def main() -> None:
-        async with env.serving(ScriptedServer(lambda c: serve_forever(c, reply))) as (server, transport):
+        async with env.serving(RawUpstream(then=lambda c: serve_forever(c, reply))) as (server, transport):
             with pytest.raises(UpstreamConnectError):
                 await get(transport)
 
