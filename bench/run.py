@@ -89,6 +89,17 @@ def _request_log(sim: Server) -> Server:
     return infermeter("request-log", sim.url, free_port(), "--request-log", path)
 
 
+def _judge_hang(sim: Server) -> Server:
+    """Checks on and every answer sent to a judge that never answers (a simulator whose first
+    token is an hour away): the relay must not notice (DESIGN.md section 15)."""
+    port = free_port()
+    judge = Server("hanging-judge", [sys.executable, "-m", "proxy", "simulate", "--port", str(port),
+                                     "--ttft", "3600", "--log-level", "warning"], port, "/health").start()
+    _HELPERS.append(judge)
+    return infermeter("judge-hang", sim.url, free_port(), "--eval-url", judge.url, "--eval-model", "judge",
+                      "--eval-sample", "1", "--eval-timeout", "600")
+
+
 def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
     """name -> relay server (None: straight to the simulator)."""
     makers: dict[str, Callable[[], Server]] = {
@@ -102,6 +113,10 @@ def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
         # Drill-down costs (DESIGN.md section 10): each against "infermeter" with both off.
         "tracing": lambda: _tracing(sim),
         "request-log": lambda: _request_log(sim),
+        # Response checks: all off (against "infermeter", where they are on by default), and on
+        # with a judge that hangs, asked about every answer.
+        "checks-none": lambda: infermeter("checks-none", sim.url, free_port(), "--checks", "none"),
+        "judge-hang": lambda: _judge_hang(sim),
     }
     # "direct-again" is the direct path measured a second time: its "added" numbers are the
     # noise floor of the comparison on this machine at this moment.
