@@ -18,6 +18,7 @@ from tests.drilldown.otlp import dead_port
 from tests.support.metrics import scrape
 from tests.support.servers import ThreadServer
 from tests.support.sdk import closing
+from tests.support.wait import wait_for
 
 SECRETS = ("sk-SECRET-IN-AUTHORIZATION", "SECRET-IN-API-KEY", "SECRET-IN-QUERY", "SECRET-IN-PROMPT", "SECRET-IN-COOKIE")
 FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoint", "model", "status", "outcome",
@@ -25,7 +26,10 @@ FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoi
           "tokens_estimated", "finish_reason", "checks_failed"}
 
 
-def _lines(proxy: ThreadServer, path: Path) -> list[dict[str, Any]]:
+def _lines(proxy: ThreadServer, path: Path, requests: int) -> list[dict[str, Any]]:
+    # The relay records a request just after its last byte went out, and hands the line
+    # over in the same step: once the metrics count it, its line is queued.
+    wait_for(lambda: scrape(proxy.url).get("infermeter_requests_total") >= requests, f"{requests} requests recorded")
     proxy.app.drilldown.close()  # flush, as shutdown does
     text = path.read_text()
     assert text.endswith("\n")
@@ -52,8 +56,7 @@ def test_one_line_per_request_equal_to_the_metrics(tmp_path: Path, upstream: Thr
     with httpx.stream("POST", proxy.url + "/v1/chat/completions", headers={"x-request-id": "leaver-1"},
                       json={"model": "m-gone", "messages": [], "stream": True, "max_tokens": 500}) as r:
         next(r.iter_raw())
-    time.sleep(0.3)
-    lines = _lines(proxy, log)
+    lines = _lines(proxy, log, 4)
     text = log.read_text()
     for secret in SECRETS:
         assert secret not in text
@@ -90,7 +93,7 @@ def test_upstream_down_is_logged(tmp_path: Path, start_proxy: Callable[..., Thre
     log = tmp_path / "requests.jsonl"
     proxy = start_proxy(f"http://127.0.0.1:{dead_port()}", request_log=str(log))
     assert httpx.post(proxy.url + "/v1/completions", json={"model": "m", "prompt": "x"}).status_code == 502
-    (line,) = _lines(proxy, log)
+    (line,) = _lines(proxy, log, 1)
     assert (line["status"], line["outcome"], line["endpoint"]) == (502, "upstream_error", "completions")
     # The model label the metrics used: a name only a client gave takes no label slot.
     (series,) = scrape(proxy.url).series("infermeter_requests_total")
@@ -165,7 +168,7 @@ def test_a_line_longer_than_pipe_buf_is_cut_to_fit(tmp_path: Path, upstream: Thr
     long_path = "/v1/" + "p" * 6000
     assert httpx.get(proxy.url + long_path, headers={"x-request-id": "long-1"}).status_code == 404
     assert httpx.get(proxy.url + "/v1/models", headers={"x-request-id": "short-1"}).status_code == 200
-    proxy.app.drilldown.close()
+    _lines(proxy, log, 2)
     raw = log.read_bytes().splitlines(keepends=True)
     assert len(raw) == 2 and all(len(r) <= LINE_MAX for r in raw)
     long, short = (json.loads(r) for r in raw)
