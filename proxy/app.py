@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from proxy.admin import admin_app, metrics_app, own_paths, process_registry
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
-from proxy.drilldown.setup import build_drilldown
+from proxy.drilldown.factory import build_drilldown
 from proxy.forward.relay import QuietAborts, Receive, Relay, Send
 from proxy.forward.transports import make_transport
 from proxy.metrics.definitions import Metrics

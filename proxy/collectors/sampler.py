@@ -1,11 +1,14 @@
 """The sampler: reads the synchronous collectors off the event loop and caches them.
 
 Each collector gets its own daemon worker thread, and one scheduler thread wakes every
-``interval`` and hands each idle worker its next read. A read that runs past its
+``interval`` and hands each idle worker its next read (``tick``). A read that runs past its
 ``deadline`` (an NVML call can hang in the driver) cannot be interrupted in Python, so it
 is left to finish on its own: meanwhile the collector reports success 0, its last good
 families keep being served, and no second read piles up behind it. Daemon threads mean
 a read stuck forever cannot hold up interpreter exit either.
+
+Every time the sampler reads (ages, deadlines, durations, the schedule) comes from its
+``clock``, so a test can drive time instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,18 @@ from collections.abc import Callable, Sequence
 from prometheus_client.metrics_core import Metric
 
 from proxy.collectors.base import Sample, Status, SyncCollector, log
+from proxy.trouble import Trouble
 
 _FIRST_READ_PATIENCE = 10.0
+_OVERRUN = object()
+
+
+def next_tick(due: float, now: float, interval: float) -> float:
+    """When the tick after the one ``due`` runs: one ``interval`` later, or, when the
+    machine stalled past that, one ``interval`` from ``now``: missed ticks are skipped,
+    not replayed in a burst."""
+    due += interval
+    return due if due >= now else now + interval
 
 
 class _Slot:
@@ -34,10 +47,9 @@ class _Slot:
         self.success = False
         self.duration = 0.0
         self.running_since: float | None = None
-        self.overrun_logged = False
-        # The error of the failure episode under way (None while healthy), so a failure
-        # is logged once when it starts or changes, and recovery once, not every read.
-        self.failing: str | None = None
+        # The read's error, or _OVERRUN while a read is late: logged once when it starts
+        # or changes, and recovery once, not every read.
+        self.trouble = Trouble(log)
 
 
 class Sampler:
@@ -61,26 +73,32 @@ class Sampler:
         self._clock = clock
         self._slots = {c.name: _Slot(c) for c in collectors}
         self._stop = threading.Event()
+        self._started = False
         self._scheduler: threading.Thread | None = None
 
     @property
     def names(self) -> list[str]:
         return list(self._slots)
 
-    def start(self) -> None:
-        if self._scheduler is not None:
+    def start(self, schedule: bool = True) -> None:
+        """Start the workers and, unless ``schedule`` is False (a test calling ``tick``
+        itself), the scheduler."""
+        if self._started:
             return
+        self._started = True
         for name, slot in self._slots.items():
             slot.thread = threading.Thread(target=self._work, args=(slot,), name=f"infermeter-{name}", daemon=True)
             slot.thread.start()
-        self._scheduler = threading.Thread(target=self._schedule, name="infermeter-sampler", daemon=True)
-        self._scheduler.start()
+        if schedule:
+            self._scheduler = threading.Thread(target=self._schedule, name="infermeter-sampler", daemon=True)
+            self._scheduler.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop every thread, waiting at most ``timeout`` seconds in all; close idle sources."""
         self._stop.set()
         for slot in self._slots.values():
             slot.go.set()
+        # Real time, not the clock: this bounds how long threads are waited for.
         end = time.monotonic() + timeout
         threads = [self._scheduler] + [s.thread for s in self._slots.values()]
         for thread in threads:
@@ -102,6 +120,12 @@ class Sampler:
                 return ()
             return slot.families
 
+    def idle(self, name: str) -> bool:
+        """Whether the collector has no read under way."""
+        slot = self._slots[name]
+        with slot.lock:
+            return slot.running_since is None
+
     def status(self, name: str) -> Status:
         slot = self._slots[name]
         with slot.lock:
@@ -112,17 +136,17 @@ class Sampler:
                     return Status(success=False, duration=elapsed)
             return Status(success=slot.success, duration=slot.duration)
 
+    def tick(self) -> None:
+        """One round: hand each idle worker its next read; note a read that runs late."""
+        for slot in self._slots.values():
+            self._dispatch(slot)
+
     def _schedule(self) -> None:
-        next_at = time.monotonic()
+        due = self._clock()
         while not self._stop.is_set():
-            for slot in self._slots.values():
-                self._dispatch(slot)
-            next_at += self.interval
-            now = time.monotonic()
-            if next_at < now:
-                # Ticks missed while the machine was stalled are skipped, not replayed.
-                next_at = now + self.interval
-            self._stop.wait(next_at - now)
+            self.tick()
+            due = next_tick(due, self._clock(), self.interval)
+            self._stop.wait(max(0.0, due - self._clock()))
 
     def _dispatch(self, slot: _Slot) -> None:
         now = self._clock()
@@ -135,15 +159,10 @@ class Sampler:
             # The first read may legitimately take seconds (nvmlInit on GPUs without
             # persistence mode): it is reported as failing, but not logged as hung.
             patience = self.deadline if slot.families_at is not None else max(self.deadline, _FIRST_READ_PATIENCE)
-            if elapsed <= patience or slot.overrun_logged:
+            if elapsed <= patience:
                 return
-            slot.overrun_logged = True
-        log.warning(
-            "collector %s: a read has run %.1f s, past its %.1f s deadline; serving its last good sample until it returns",
-            slot.collector.name,
-            elapsed,
-            self.deadline,
-        )
+        slot.trouble.hit(_OVERRUN, "collector %s: a read has run %.1f s, past its %.1f s deadline; serving its "
+                         "last good sample until it returns", slot.collector.name, elapsed, self.deadline)
 
     def _work(self, slot: _Slot) -> None:
         while True:
@@ -155,7 +174,9 @@ class Sampler:
 
     def _read(self, slot: _Slot) -> None:
         name = slot.collector.name
-        started = time.perf_counter()
+        with slot.lock:
+            # Timed from its dispatch, as status() times a read under way: the two agree.
+            started = slot.running_since if slot.running_since is not None else self._clock()
         sample: Sample | None = None
         try:
             sample = slot.collector.sample()
@@ -164,18 +185,16 @@ class Sampler:
                 error = "partial read"
         except Exception as exc:  # noqa: BLE001 - a failing source must not kill its worker
             error = f"{type(exc).__name__}: {exc}"
-        duration = time.perf_counter() - started
+        now = self._clock()
+        duration = now - started
         with slot.lock:
             if sample is not None:
                 slot.families = sample.families
-                slot.families_at = self._clock()
+                slot.families_at = now
             slot.success = error is None
             slot.duration = duration
             slot.running_since = None
-            overran = slot.overrun_logged
-            slot.overrun_logged = False
-            previous, slot.failing = slot.failing, error
-        if error is not None and error != previous:
-            log.warning("collector %s failing: %s", name, error)
-        elif error is None and (previous is not None or overran):
-            log.info("collector %s recovered (last read took %.2f s)", name, duration)
+        if error is not None:
+            slot.trouble.hit(error, "collector %s failing: %s", name, error)
+        else:
+            slot.trouble.clear("collector %s recovered (last read took %.2f s)", name, duration)

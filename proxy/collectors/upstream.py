@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from proxy.collectors.base import Status, log
 from proxy.metrics import buckets
+from proxy.trouble import Trouble
 
 PROBE_PATHS = ("/health", "/v1/models", "/api/tags", "/")
 
@@ -57,7 +58,10 @@ class UpstreamProbe:
         self._probes = Counter("infermeter_upstream_probes", "Upstream probes by result.", ["result"], registry=None)
         self._results = {result: self._probes.labels(result) for result in ("success", "failure")}
         self._last_duration = 0.0
-        self._healthy = True
+        # The upstream down (its first state is logged either way: it starts unknown),
+        # and a bug in the probe itself: each logged when it begins and ends.
+        self._down = Trouble(log, state="unprobed")
+        self._broken = Trouble(log)
 
     @property
     def path(self) -> str | None:
@@ -68,7 +72,7 @@ class UpstreamProbe:
         return self._up is True
 
     def status(self) -> Status:
-        return Status(success=self._healthy, duration=self._last_duration)
+        return Status(success=not self._broken.active, duration=self._last_duration)
 
     async def start(self) -> None:
         if self._task is not None:
@@ -99,13 +103,11 @@ class UpstreamProbe:
             started = loop.time()
             try:
                 await self.probe_once()
-                self._healthy = True
+                self._broken.clear()
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - a bug in one probe must not end the probing
-                if self._healthy:
-                    log.exception("upstream probe failed unexpectedly")
-                self._healthy = False
+                self._broken.hit(True, "upstream probe failed unexpectedly", exc_info=True)
             await asyncio.sleep(max(0.0, self._interval - (loop.time() - started)))
 
     async def probe_once(self) -> bool:
@@ -154,17 +156,16 @@ class UpstreamProbe:
 
     def _record(self, ok: bool, duration: float, started: float, detail: str) -> None:
         with self._lock:
-            previous = self._up
             self._results["success" if ok else "failure"].inc()
             self._duration.observe(duration)
             self._last_duration = duration
-            if ok and previous is not True:
+            if ok and self._up is not True:
                 self._up_since = started
             self._up = ok
-        if ok and previous is not True:
-            log.info("upstream %s is up (%s)", self._base, detail)
-        elif not ok and previous is not False:
-            log.warning("upstream %s is down (%s)", self._base, detail or "no probe path answered")
+        if ok:
+            self._down.clear("upstream %s is up (%s)", self._base, detail)
+        else:
+            self._down.hit(True, "upstream %s is down (%s)", self._base, detail or "no probe path answered")
 
     def describe(self) -> Sequence[Metric]:
         return [*_gauges(), *self._duration.describe(), *self._probes.describe()]

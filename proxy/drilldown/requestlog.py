@@ -31,6 +31,7 @@ import orjson
 from proxy.config import ConfigError
 from proxy.metrics.definitions import RequestLogMetrics
 from proxy.timing import RequestRecord
+from proxy.trouble import Trouble
 
 log = logging.getLogger("infermeter.request_log")
 
@@ -136,10 +137,8 @@ class RequestLog:
         self.write_limit = None if stat.S_ISREG(os.fstat(self.fd).st_mode) else LINE_MAX
         self.queue: queue.Queue[Any] = queue.Queue(queue_size)
         self.written = metrics.lines
-        self.queue_full = metrics.dropped.labels("queue_full")
-        self.write_failed = metrics.dropped.labels("write_failed")
-        self._full = False
-        self._failing = False
+        self.full = Trouble(log, metrics.dropped.labels("queue_full"))
+        self.failing = Trouble(log, metrics.dropped.labels("write_failed"))
         self.thread = threading.Thread(target=self._run, name="infermeter-request-log", daemon=True)
         self.thread.start()
 
@@ -152,15 +151,10 @@ class RequestLog:
         try:
             self.queue.put_nowait(rec)
         except queue.Full:
-            self.queue_full.inc()
-            if not self._full:
-                self._full = True
-                log.warning("request log %s cannot keep up: dropping lines, counted in "
-                            "infermeter_request_log_dropped_total", self.target)
+            self.full.hit(True, "request log %s cannot keep up: dropping lines, counted in "
+                          "infermeter_request_log_dropped_total", self.target)
             return
-        if self._full:
-            self._full = False
-            log.info("request log %s keeps up again", self.target)
+        self.full.clear("request log %s keeps up again", self.target)
 
     def _run(self) -> None:
         get, get_nowait = self.queue.get, self.queue.get_nowait
@@ -197,16 +191,11 @@ class RequestLog:
             # The run that failed and every later one: a pipe whose reader left or a full
             # disk would refuse them too.
             self.written.inc(done)
-            self.write_failed.inc(len(batch) - done)
-            if not self._failing:
-                self._failing = True
-                log.warning("request log %s: write failed (%s): dropping lines, counted in "
-                            "infermeter_request_log_dropped_total", self.target, exc.strerror)
+            self.failing.hit(True, "request log %s: write failed (%s): dropping lines, counted in "
+                             "infermeter_request_log_dropped_total", self.target, exc.strerror, n=len(batch) - done)
             return
         self.written.inc(len(batch))
-        if self._failing:
-            self._failing = False
-            log.info("request log %s: writes work again", self.target)
+        self.failing.clear("request log %s: writes work again", self.target)
 
     def close(self, timeout: float) -> None:
         """Write what is queued (at most ``timeout`` seconds), then close the file."""

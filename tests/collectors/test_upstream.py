@@ -179,3 +179,38 @@ def test_a_probe_that_gets_no_answer_fails_after_its_timeout() -> None:
             server.close()
 
     run(scenario)
+
+
+def test_a_bug_in_the_probe_is_logged_once_and_probing_goes_on(caplog: pytest.LogCaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.INFO, logger="infermeter.collectors")
+    upstream = Upstream(args=("--ok-paths", "/health"))
+
+    async def scenario() -> None:
+        await in_thread(upstream.start)
+        probe = UpstreamProbe(upstream.url, interval=0.05, timeout=1.0, path="/health")
+        real = probe.probe_once
+        broken = {"left": 5}
+
+        async def buggy() -> bool:
+            if broken["left"] > 0:
+                broken["left"] -= 1
+                raise RuntimeError("a bug")
+            return await real()
+
+        monkeypatch.setattr(probe, "probe_once", buggy)
+        await probe.start()
+        try:
+            await until(lambda: broken["left"] < 5, timeout=3)
+            assert probe.status().success is False
+            await until(probe.ready, timeout=5)
+            assert probe.status().success is True
+        finally:
+            await probe.stop()
+            await in_thread(upstream.kill)
+
+    run(scenario)
+    records = [r for r in caplog.records if r.name == "infermeter.collectors"]
+    bugs = [r for r in records if r.getMessage() == "upstream probe failed unexpectedly"]
+    assert len(bugs) == 1 and bugs[0].exc_info is not None and bugs[0].exc_info[0] is RuntimeError
+    assert sum(" is up " in r.getMessage() for r in records) == 1
