@@ -7,11 +7,14 @@ message names the flag, so the CLI can print one line and exit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from proxy.quality import rubrics
 from proxy.quality.checks import parse_checks
+from proxy.tenants.identity import SECRET_HEADERS
+from proxy.tenants.keys import KeysFileError, load_keys
 
 KNOWN_COLLECTORS = ("system", "gpu", "upstream", "ollama")
 UPSTREAM_CLIENTS = ("native", "httpx")
@@ -23,6 +26,8 @@ class ConfigError(ValueError):
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# An HTTP field name (RFC 9110 section 5.1: a token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,11 @@ class Settings:
     eval_concurrency: int = 2
     eval_queue: int = 100
     eval_timeout: float = 30.0
+    # Tenants (DESIGN.md section 14): a header a trusted gateway sets, and/or a file mapping
+    # API key digests to tenant names; tenant series exist only when one is set.
+    tenant_header: str | None = None
+    tenant_keys: str | None = None
+    max_tenants: int = 100
 
     def __post_init__(self) -> None:
         # Frozen: the parsed value is stored once, beside the text it came from.
@@ -184,6 +194,28 @@ class Settings:
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS} (or 'auto'), got {self.workers}")
         self._check_quality()
+        self._check_tenants()
+
+    def _check_tenants(self) -> None:
+        if self.max_tenants < 1:
+            raise ConfigError("--max-tenants must be at least 1")
+        header = self.tenant_header
+        if header is not None:
+            if not _TOKEN.fullmatch(header):
+                raise ConfigError(f"--tenant-header must be a header name, got {header!r}")
+            if header.lower() in SECRET_HEADERS:
+                # Its value would become a label: the tenant must be named, not the key.
+                raise ConfigError(f"--tenant-header {header} carries secrets; use --tenant-keys to map API keys to tenants")
+        if self.tenant_keys is not None:
+            try:
+                load_keys(self.tenant_keys)
+            except KeysFileError as exc:
+                raise ConfigError(f"--tenant-keys: {exc}") from None
+
+    @property
+    def tenants_on(self) -> bool:
+        """Whether a tenant source is set (and so the tenant series exist)."""
+        return bool(self.tenant_header or self.tenant_keys)
 
     def _check_quality(self) -> None:
         try:
