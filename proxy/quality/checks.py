@@ -7,8 +7,9 @@ is over, ``results`` gives one ``(check, result)`` per check that applies:
 
 - ``empty``: every answer; ``fail`` when it had no text, refusal or tool call;
 - ``json``: when the request asked for JSON; the answer must parse, and match the schema
-  when one was given. ``skipped`` when the text outgrew ``content.KEEP_LIMIT``, or the
-  schema is one the validator cannot use; a refusal is not judged;
+  when one was given. ``skipped`` when the text outgrew ``content.KEEP_LIMIT``, the
+  schema is one the validator cannot use, or the document parses but is too long to
+  validate on the event loop (``SCHEMA_LIMIT``); a refusal is not judged;
 - ``tool_arguments``: one result per tool call (up to ``content.MAX_CALLS``): the joined
   arguments must parse as a JSON object, name a tool the request declared (when it
   declared any) and match that tool's schema;
@@ -34,6 +35,12 @@ PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 RESULTS = (PASS, FAIL, SKIPPED)
 
 Result = tuple[str, str]
+
+# python-jsonschema validates about a kilobyte per millisecond on this 2-core machine
+# (871 B: 0.7 ms, 13.6 KB: 10 ms, docs/quality.md), on the event loop when the answer
+# ends. A longer document is checked for syntax only (orjson, microseconds), and its
+# schema result is skipped, so one answer cannot stall every stream for long.
+SCHEMA_LIMIT = 8 * 1024
 
 
 def parse_checks(value: str) -> frozenset[str]:
@@ -115,6 +122,8 @@ def _json_result(text: str | None, schema: Any) -> str:
         document = orjson.loads(text)
     except orjson.JSONDecodeError:
         return FAIL
+    if schema is not None and len(text) > SCHEMA_LIMIT:
+        return SKIPPED
     return _schema_result(schema, document)
 
 
@@ -122,10 +131,13 @@ def _call_result(call: Call, tools: dict[str, Any] | None) -> str:
     if call.truncated:
         return SKIPPED
     if call.parts:
+        arguments = call.arguments
         try:
-            value = orjson.loads(call.arguments)
+            value = orjson.loads(arguments)
         except orjson.JSONDecodeError:
             return FAIL
+        if len(arguments) > SCHEMA_LIMIT:
+            return SKIPPED if type(value) is dict else FAIL
     else:
         # No argument text at all: SDKs read that as no arguments, {} (Anthropic sends none
         # for a tool without parameters); a parsed value (Ollama) is taken as it came.

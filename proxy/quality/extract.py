@@ -42,6 +42,8 @@ def openai(c: Content, obj: Any) -> None:
     content = delta.get("content")
     if content and type(content) is str:
         c.text(content)
+        if len(delta) == 1:  # nearly every chunk of a stream: nothing else to look for
+            return
     for field in _REASONING:
         piece = delta.get(field)
         if piece and type(piece) is str:

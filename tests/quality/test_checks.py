@@ -9,7 +9,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proxy.quality.checks import EMPTY, FAIL, JSON, PASS, REPETITION, SKIPPED, TOOL_ARGUMENTS, Result, failed
+from proxy.quality.checks import (
+    EMPTY,
+    FAIL,
+    JSON,
+    PASS,
+    REPETITION,
+    SCHEMA_LIMIT,
+    SKIPPED,
+    TOOL_ARGUMENTS,
+    Result,
+    failed,
+)
 from proxy.quality.content import KEEP_LIMIT
 from tests.quality.harness import WIRES, Wire, run, split
 from tests.quality.streams import Answer, ToolCall, pieces
@@ -127,6 +138,13 @@ def test_json_too_large_to_keep_is_skipped_not_guessed() -> None:
     wire = WIRES[0]
     big = '{"city": "' + "x" * (KEEP_LIMIT + 10) + '", "population": 1}'
     assert result(results_for(wire, json_request(wire.endpoint), text(big)), JSON) == [SKIPPED]
+
+
+def test_a_document_too_long_to_validate_is_parsed_but_its_schema_skipped() -> None:
+    wire = WIRES[0]
+    long_ok = '{"city": "' + "x" * (SCHEMA_LIMIT + 10) + '", "population": 1}'
+    assert result(results_for(wire, json_request(wire.endpoint), text(long_ok)), JSON) == [SKIPPED]
+    assert result(results_for(wire, json_request(wire.endpoint), text(long_ok[:-1])), JSON) == [FAIL]
 
 
 def test_unusable_schema_is_skipped() -> None:
