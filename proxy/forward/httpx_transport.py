@@ -93,6 +93,29 @@ class _ExchangeProbe:
         )
 
 
+class _SentOnce:
+    """A request body that lets go of its bytes once httpx has sent them.
+
+    httpx's streamed response and its stream refer to each other, and the response holds
+    its request: a cycle that only the cyclic GC frees, which large bytes do not prompt.
+    Given as bytes, every body stayed alive until then (issue 18: +260 MiB after 60
+    POSTs of 10 MB; the native transport stays flat)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def __aiter__(self) -> _SentOnce:
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, b""
+        if not data:
+            raise StopAsyncIteration
+        return data
+
+
 class _Errors:
     """The one mapping from what httpx raises to the relay's three errors; the settings it
     names are the transport's."""
@@ -183,10 +206,13 @@ class HttpxTransport:
 
     async def request(self, method: str, target: str, headers: RawHeaders, body: bytes) -> _HttpxResponse:
         url = self._base.copy_with(raw_path=policy.encode_target(self._prefix + target))
-        # httpx adds ``Content-Length: 0`` itself for an empty POST, PUT or PATCH.
-        content = body or None
+        if body:
+            # Given the length, httpx frames the iterated body by it, not chunked.
+            headers = [*headers, (b"Content-Length", b"%d" % len(body))]
         for attempt in (0, 1):
             probe = _ExchangeProbe()
+            # No body: httpx adds ``Content-Length: 0`` itself for a POST, PUT or PATCH.
+            content = _SentOnce(body) if body else None
             request = self._client.build_request(method, url, headers=headers, content=content, extensions={"trace": probe})
             try:
                 response = await self._client.send(request, stream=True)

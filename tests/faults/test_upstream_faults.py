@@ -10,6 +10,7 @@ import hashlib
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import orjson
@@ -323,3 +324,36 @@ def test_upstream_restart_with_streams_open(relay: StartRelay, upstream_client: 
             sock.close()
         sim.kill()
     r.assert_clean(base, port)
+
+
+def test_request_bodies_are_let_go_once_relayed(upstream_client: str, tmp_path: Path) -> None:
+    """The proxy's memory stays flat under large POSTs: no body outlives its request. The
+    httpx fallback kept each one until a cyclic garbage collection (issue 18: +260 MiB
+    after 60 POSTs of 10 MB, while the native transport stayed flat)."""
+    answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\nok"
+
+    def swallow(conn: Conn) -> None:
+        while conn.read_request(keep=False):
+            if not conn.send(answer):
+                return
+
+    body = b"x" * (8 << 20)
+    with (RawUpstream(then=swallow) as up,
+          ChildProcess(["serve", "--upstream", up.url, "--port", "{port}", "--collectors", "none",
+                        "--upstream-client", upstream_client], log=tmp_path / "proxy.log") as proxy,
+          httpx.Client(timeout=30) as client):
+        process = psutil.Process(proxy.pid)
+
+        def post() -> None:
+            response = client.post(proxy.url + "/upload", content=body, headers={"content-type": "application/json"})
+            assert (response.status_code, response.content) == (200, b"ok")
+
+        for _ in range(2):
+            post()  # the allocator takes its first large blocks
+        before = process.memory_info().rss
+        for _ in range(24):
+            post()
+        grown = process.memory_info().rss - before
+    # Held until a collection, 24 bodies of 8 MiB grew it by 152 MiB; let go, it moved by
+    # -20 to +16 MiB (a body or two in flight, and the allocator's large blocks).
+    assert grown < 48 << 20, f"the proxy grew by {grown >> 20} MiB over 24 bodies of 8 MiB"

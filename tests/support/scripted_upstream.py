@@ -70,9 +70,10 @@ class Conn:
         self._upstream = upstream
         self._buffer = bytearray()
 
-    def read_request(self) -> bytes:
+    def read_request(self, keep: bool = True) -> bytes:
         """The next request as it came, its body read by Content-Length; empty once the
-        peer closed before a whole head."""
+        peer closed before a whole head. ``keep=False`` leaves it out of ``requests``
+        (large bodies)."""
         buffer = self._buffer
         while (end := buffer.find(b"\r\n\r\n")) < 0:
             if not self._fill():
@@ -82,10 +83,12 @@ class Conn:
         end += int(length) if length is not None else 0
         while len(buffer) < end and self._fill():
             pass
-        self.request = bytes(buffer[:end])
+        request = bytes(buffer[:end])
         del buffer[:end]
-        self._upstream.requests.append(self.request)
-        return self.request
+        if keep:
+            self.request = request
+            self._upstream.requests.append(request)
+        return request
 
     def send(self, data: bytes) -> bool:
         """False once the peer (the proxy) has closed the connection."""
