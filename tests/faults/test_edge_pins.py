@@ -28,11 +28,11 @@ from tests.support.servers import ThreadServer
 # uvicorn's methods whose bodies the edge copies or whose exact behaviour it builds on,
 # with the sha256 (first 16 hex digits) of their source in uvicorn 0.50-0.55:
 SOURCES = {
-    # copied into EdgeProtocol._parse, less the keep-alive reset that made a bare CRLF
-    # keep a connection open
+    # copied into EdgeProtocol (data_received, _feed, _parse_failed), less the keep-alive
+    # reset that made a bare CRLF keep a connection open
     "data_received": "010a7ae59a5d3b1a",
-    # the edge resumes held pipelined bytes after it: it must arm the keep-alive timer
-    # and start a queued cycle, nothing more
+    # the edge calls it before it parses held pipelined bytes: it must arm the keep-alive
+    # timer and start a queued cycle, nothing more
     "on_response_complete": "64e254f28e389e76",
     # a body arriving after the response is complete must be dropped, not buffered
     "on_body": "dba9c32aeba35b6a",
@@ -70,9 +70,17 @@ def test_each_uvicorn_method_the_edge_uses_has_its_signature(name: str) -> None:
     assert str(inspect.signature(method)) == SIGNATURES[name]
 
 
+def test_a_cycle_calls_its_on_response_hook_when_its_response_is_done() -> None:
+    # The edge hooks a busy cycle's on_response to parse the requests held behind it.
+    send = inspect.getsource(RequestResponseCycle.send)
+    assert "self.response_complete = True" in send and "self.on_response()" in send
+    assert send.index("self.response_complete = True") < send.index("self.on_response()")
+    assert "on_response" in inspect.signature(RequestResponseCycle.__init__).parameters
+
+
 def test_the_edge_overrides_what_it_means_to() -> None:
     for name in ("data_received", "on_message_begin", "on_url", "on_headers_complete", "on_body",
-                 "on_message_complete", "on_response_complete", "connection_made", "connection_lost"):
+                 "on_message_complete", "connection_made", "connection_lost"):
         assert name in vars(EdgeProtocol), name
     assert "data_received" in vars(HttpToolsProtocol)  # the method the edge replaces exists
 

@@ -85,6 +85,18 @@ def test_pipelined_requests_are_all_answered_in_order(relay: StartRelay, split: 
     r.assert_clean(base, up.port)
 
 
+def test_requests_pipelined_after_an_unsupported_upgrade_are_answered(relay: StartRelay) -> None:
+    with RawUpstream(then=echo_path) as up:
+        r = relay(up.url)
+        with connect(r.port) as sock:
+            # Served as plain HTTP (only WebSocket upgrades are taken); the parser stops at its
+            # end, and the two behind it were dropped, their client left waiting.
+            sock.sendall(b"GET /e/0 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+                         b"GET /e/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /e/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            answers = read_responses(sock, 3)
+        assert answers == [(200, b"/e/0 "), (200, b"/e/1 "), (200, b"/e/2 ")]
+
+
 def _tree_rss(pid: int) -> int:
     proc = psutil.Process(pid)
     return sum(p.memory_info().rss for p in [proc, *proc.children(recursive=True)])
