@@ -66,6 +66,8 @@ def line(rec: RequestRecord) -> dict[str, Any]:
         "path": rec.path,
         "endpoint": rec.endpoint,
         "model": rec.model_label if rec.model_label is not None else rec.model,
+        # Who it was for (DESIGN.md section 14): the tenant itself, not its capped label.
+        "tenant": rec.tenant,
         "status": rec.code,
         "outcome": rec.outcome,
         "stream": rec.stream,
@@ -79,6 +81,8 @@ def line(rec: RequestRecord) -> dict[str, Any]:
         "finish_reason": rec.finish_reason,
         # The response checks it failed ([] when it passed them all; null when not checked).
         "checks_failed": rec.checks_failed,
+        # What went wrong upstream (null when nothing did): its address and the error.
+        "upstream_error": rec.upstream_error,
     }
 
 
@@ -154,7 +158,8 @@ class RequestLog:
             self.full.hit(True, "request log %s cannot keep up: dropping lines, counted in "
                           "infermeter_request_log_dropped_total", self.target)
             return
-        self.full.clear("request log %s keeps up again", self.target)
+        if self.full.state is not None:  # per request, on the event loop: test before calling
+            self.full.clear("request log %s keeps up again", self.target)
 
     def _run(self) -> None:
         get, get_nowait = self.queue.get, self.queue.get_nowait

@@ -45,7 +45,8 @@ class SpanPipe(SpanExporter):
             self.full.hit(True, "span queue full (%d spans; collector %s slow or down): dropping spans, "
                           "counted in infermeter_spans_dropped_total", self.limit, self.target)
             return False
-        self.full.clear("span queue has room again")
+        if self.full.state is not None:  # per span, on the event loop: test before calling
+            self.full.clear("span queue has room again")
         return True
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
