@@ -23,23 +23,25 @@ from proxy.forward.transports import make_transport
 from proxy.metrics.definitions import Metrics
 from proxy.metrics.labels import ModelLabels
 from proxy.metrics.recorder import Recorder
+from proxy.metrics.tenants import TenantLabels
 from proxy.quality.hub import build_quality
 
 
 class Sidecar:
     """One relay process's app: the relay, its recorder and registry, the proxy's own paths.
 
-    ``models`` replaces the recorder's own ``--max-models`` cap (``--workers`` shares one).
+    ``models`` and ``tenants`` replace the recorder's own ``--max-models`` and
+    ``--max-tenants`` caps (``--workers`` shares them).
     """
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
-                 models: ModelLabels | None = None) -> None:
+                 models: ModelLabels | None = None, tenants: TenantLabels | None = None) -> None:
         self.settings = settings
         self.registry = process_registry(registry)
         recorder = None
         if settings.observe:
             self.metrics: Metrics | None = Metrics(self.registry, settings)
-            recorder = Recorder(self.metrics, settings, models)
+            recorder = Recorder(self.metrics, settings, models, tenants)
         else:
             self.metrics = None
         self.transport = make_transport(settings)
@@ -79,6 +81,7 @@ class Sidecar:
                 if self.quality is not None:
                     await self.quality.close()
                 await self.transport.aclose()
+                self.relay.close()
                 # Flushing spans and log lines blocks: off the loop, and bounded.
                 await asyncio.to_thread(self.drilldown.close)
                 await send({"type": "lifespan.shutdown.complete"})
@@ -91,5 +94,5 @@ def _install_once(logger: logging.Logger, new: logging.Filter) -> None:
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,
-               models: ModelLabels | None = None) -> Sidecar:
-    return Sidecar(settings, registry, models)
+               models: ModelLabels | None = None, tenants: TenantLabels | None = None) -> Sidecar:
+    return Sidecar(settings, registry, models, tenants)

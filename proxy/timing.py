@@ -52,6 +52,9 @@ class RequestRecord:
     request_id: str | None = None
     method: str = ""
     path: str = ""
+    # Why the upstream gave no (complete) response, in the transport's words, which name
+    # the upstream: for the request log; clients see it only with --expose-upstream-errors.
+    upstream_error: str | None = None
     # What the request asked for (model, stream, max_tokens, ...), once its body was read.
     request: RequestInfo | None = None
     # The span of a traced request (None when tracing is off) and, when it is sampled, its
@@ -62,6 +65,11 @@ class RequestRecord:
     # The model label the recorder put the request's metrics under, handed to the
     # drill-down with the finished record so the log line joins the metrics exactly.
     model_label: str | None = None
+    # Who the request is for (DESIGN.md section 14), set at arrival when a tenant source is
+    # set: a name, "key:" + 8 hex digits of an unknown key's digest, "invalid" or "none";
+    # never a key. The recorder puts its tenant series under tenant_label (capped).
+    tenant: str = "none"
+    tenant_label: str | None = None
     # Response checks (DESIGN.md section 15): the checks watching the answer while it streams
     # (a proxy.quality.checks.ResponseChecks), then each (check, result) and the failed checks'
     # names; None when the answer was not checked.

@@ -61,6 +61,8 @@ def span_attributes(rec: RequestRecord, server_address: str, server_port: int) -
     }
     if rec.request_id is not None:
         a["infermeter.request_id"] = rec.request_id
+    if rec.tenant != "none":  # DESIGN.md section 14: a tenant's name, never its key
+        a["infermeter.tenant"] = rec.tenant
     if rec.code:
         a["http.response.status_code"] = rec.code
     operation = OPERATION.get(rec.endpoint)

@@ -29,6 +29,7 @@ from proxy.stream.endpoints import CHAT_COMPLETIONS, COMPLETIONS, classify
 from proxy.stream.inject import UsageStripper, add_include_usage
 from proxy.stream.request import inspect_request
 from proxy.stream.taps import STREAMING_FRAMINGS, framing, make_tap, read_headers
+from proxy.tenants.identity import build_identity
 from proxy.timing import CANCELLED, REJECTED, UPSTREAM_ERROR, RequestRecord
 
 Scope = MutableMapping[str, Any]
@@ -85,6 +86,8 @@ class Relay:
         self.quality = quality
         self.recorder = recorder
         self.drilldown = drilldown if drilldown is not None else Drilldown()
+        # Who each request is for (DESIGN.md section 14); None when no tenant source is set.
+        self.tenant = build_identity(settings.tenant_header, settings.tenant_keys)
         self.max_body = settings.max_request_bytes
         self.upstream_name = settings.upstream
         self.inject_usage = settings.inject_usage
@@ -92,6 +95,8 @@ class Relay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = RequestRecord(classify(scope["path"]), perf_counter_ns(), t_wall=time_ns())
+        if self.tenant is not None:
+            rec.tenant = self.tenant(scope["headers"])
         recorder = self.recorder
         if recorder is not None:
             recorder.started(rec.endpoint)
@@ -111,6 +116,11 @@ class Relay:
         if self.quality is not None:
             self.quality.finish(rec, label)
         self.drilldown.finish(rec, label)
+
+    def close(self) -> None:
+        """Stop what the relay runs beside requests (the keys file's watcher)."""
+        if self.tenant is not None:
+            self.tenant.close()
 
     async def _relay(self, scope: Scope, receive: Receive, send: Send, rec: RequestRecord) -> None:
         if scope["method"] == "CONNECT":

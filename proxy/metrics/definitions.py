@@ -67,12 +67,27 @@ class Metrics:
                                     ("endpoint",), registry=r)
         self.slo = (Counter(f"{NS}_slo_requests", "Finished requests that met or missed every SLO set.",
                             (*EM, "result"), registry=r) if settings.slo_thresholds else None)
+        self.tenants = TenantMetrics(r, bool(settings.slo_thresholds)) if settings.tenants_on else None
         registry.register(_BuildInfo())
         # The endpoint set is closed: bind these children once, up front.
         self.in_flight_by_endpoint = {e: self.in_flight.labels(e) for e in ENDPOINTS}
         self.headers_by_endpoint = {e: self.upstream_headers.labels(e) for e in ENDPOINTS}
         self.estimated_by_endpoint = {e: self.estimated.labels(e) for e in ENDPOINTS}
         self.parse_errors_by_endpoint = {e: self.parse_errors.labels(e) for e in ENDPOINTS}
+
+
+class TenantMetrics:
+    """Per-tenant counters (DESIGN.md section 14), only when a tenant source is set. Counters
+    only: a histogram's bucket series per tenant would multiply the series by the cap."""
+
+    def __init__(self, registry: CollectorRegistry, slo: bool) -> None:
+        labels = ("tenant", "model")
+        self.requests = Counter(f"{NS}_tenant_requests", "Requests answered, by tenant and how they ended.",
+                                (*labels, "outcome"), registry=registry)
+        self.tokens = Counter(f"{NS}_tenant_tokens", "Tokens by tenant: input, output, and the cached_input and "
+                              "reasoning subsets the server reported.", (*labels, "type"), registry=registry)
+        self.slo = Counter(f"{NS}_tenant_slo_requests", "Finished requests that met or missed every SLO set, by tenant.",
+                           (*labels, "result"), registry=registry) if slo else None
 
 
 class SpanMetrics:

@@ -21,6 +21,7 @@ from proxy.config import Settings
 from proxy.metrics.definitions import Metrics
 from proxy.metrics.fastobserve import check_hooks, fast, upper_bounds
 from proxy.metrics.labels import ModelLabels
+from proxy.metrics.tenants import TenantCounters, TenantLabels
 from proxy.stream.base import FINISH_REASONS
 from proxy.stream.endpoints import OTHER
 from proxy.timing import CANCELLED, COMPLETED, REJECTED, RequestRecord
@@ -48,10 +49,17 @@ class _Children:
 
 
 class Recorder:
-    def __init__(self, metrics: Metrics, settings: Settings, models: ModelLabels | None = None) -> None:
+    def __init__(self, metrics: Metrics, settings: Settings, models: ModelLabels | None = None,
+                 tenants: TenantLabels | None = None) -> None:
         self.m = metrics
-        # --workers passes the cap every worker shares (proxy.workers.models).
+        # --workers passes the caps every worker shares (proxy.workers.models).
         self.models = models if models is not None else ModelLabels(settings.max_models)
+        # Tenant series (DESIGN.md section 14) only when a tenant source is set.
+        self.tenants: TenantLabels | None = None
+        self._tenants: TenantCounters | None = None
+        if metrics.tenants is not None:
+            self.tenants = tenants if tenants is not None else TenantLabels(settings.max_tenants)
+            self._tenants = TenantCounters(metrics.tenants, self.tenants)
         self.slo_ttft = settings.slo_ttft
         self.slo_tpot = settings.slo_tpot
         self.slo_duration = settings.slo_request_duration
@@ -121,6 +129,8 @@ class Recorder:
             counter = self._requests[key] = m.requests.labels(rec.endpoint, model, str(rec.code), rec.outcome)
         counter.inc()
         if rec.outcome == REJECTED:
+            if self._tenants is not None:
+                self._tenants.record(rec, model, None)
             return model
         c = self._bind(rec.endpoint, model)
         duration = rec.duration_s
@@ -161,8 +171,12 @@ class Recorder:
         if rec.finish_reason is not None:
             c.finish[rec.finish_reason].inc()
         # SLOs are about inference: /v1/models or /health answers say nothing of them.
+        met = None
         if c.slo_met is not None and rec.outcome != CANCELLED and rec.endpoint != OTHER:
-            (c.slo_met if self._slo_met(rec, ttft, tpot, duration) else c.slo_missed).inc()
+            met = self._slo_met(rec, ttft, tpot, duration)
+            (c.slo_met if met else c.slo_missed).inc()
+        if self._tenants is not None:
+            self._tenants.record(rec, model, met)
         return model
 
     def _slo_met(self, rec: RequestRecord, ttft: float | None, tpot: float | None, duration: float) -> bool:

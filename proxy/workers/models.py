@@ -1,4 +1,5 @@
-"""``--max-models`` across workers: one admission list in a file of the supervisor's private directory.
+"""``--max-models`` and ``--max-tenants`` across workers: one admission list per label, each in a
+file of the supervisor's private directory.
 
 Admission is exactly the single-process rule (first come, only from a 2xx answer, never
 evicted), now first come over all workers. A worker asks the file only for a name it
@@ -14,10 +15,13 @@ import fcntl
 import json
 import os
 
-from proxy.metrics.labels import ModelLabels
+from proxy.metrics.labels import AdmittedLabels, ModelLabels
+from proxy.metrics.tenants import TenantLabels
 
 
-class SharedModelLabels(ModelLabels):
+class SharedAdmission(AdmittedLabels):
+    """An ``AdmittedLabels`` whose list lives in the file at ``path``, shared by every worker."""
+
     def __init__(self, limit: int, path: str) -> None:
         super().__init__(limit)
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -56,3 +60,11 @@ class SharedModelLabels(ModelLabels):
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+class SharedModelLabels(SharedAdmission, ModelLabels):
+    pass
+
+
+class SharedTenantLabels(SharedAdmission, TenantLabels):
+    pass

@@ -92,6 +92,7 @@ class Supervisor:
         self.private_dir = private_dir
         self.uds = os.path.join(private_dir, "supervisor.sock")
         self.models_path = os.path.join(private_dir, "models")
+        self.tenants_path = os.path.join(private_dir, "tenants")
         self.merger = Merger()
         self.own = process_registry()
         self.own.register(_WorkersCollector(self))
@@ -114,7 +115,7 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         ours, theirs = socket.socketpair()
-        spec = WorkerSpec(self.settings, index, self.uds, self.models_path)
+        spec = WorkerSpec(self.settings, index, self.uds, self.models_path, self.tenants_path)
         process = self._context.Process(target=run_worker, args=(spec, self.listeners[index], theirs),
                                         name=f"infermeter-worker-{index}", daemon=True)
         process.start()

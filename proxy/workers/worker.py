@@ -17,7 +17,7 @@ from proxy.config import Settings
 from proxy.server import configure_logging, run_loop, uvicorn_config
 from proxy.workers.channel import serve_snapshots
 from proxy.workers.handoff import Handoff
-from proxy.workers.models import SharedModelLabels
+from proxy.workers.models import SharedModelLabels, SharedTenantLabels
 
 log = logging.getLogger("infermeter.workers")
 
@@ -28,6 +28,7 @@ class WorkerSpec:
     index: int
     supervisor_uds: str
     models_path: str
+    tenants_path: str
 
 
 def run_worker(spec: WorkerSpec, listener: socket.socket, channel: socket.socket) -> None:
@@ -37,7 +38,8 @@ def run_worker(spec: WorkerSpec, listener: socket.socket, channel: socket.socket
     configure_logging(settings.log_level)
     # Host, GPU, probe and Ollama collectors run once, in the supervisor.
     sidecar = create_app(dataclasses.replace(settings, collectors=()),
-                         models=SharedModelLabels(settings.max_models, spec.models_path))
+                         models=SharedModelLabels(settings.max_models, spec.models_path),
+                         tenants=SharedTenantLabels(settings.max_tenants, spec.tenants_path) if settings.tenants_on else None)
     app = Handoff(sidecar, handoff_paths(settings), spec.supervisor_uds)
     # A supervisor that died (even by SIGKILL) closes the channel: drain and go too.
     serve_snapshots(channel, sidecar.registry, lambda: os.kill(os.getpid(), signal.SIGTERM))

@@ -21,9 +21,9 @@ from tests.support.sdk import closing
 from tests.support.wait import wait_for
 
 SECRETS = ("sk-SECRET-IN-AUTHORIZATION", "SECRET-IN-API-KEY", "SECRET-IN-QUERY", "SECRET-IN-PROMPT", "SECRET-IN-COOKIE")
-FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoint", "model", "status", "outcome",
+FIELDS = {"time", "request_id", "trace_id", "span_id", "method", "path", "endpoint", "model", "tenant", "status", "outcome",
           "stream", "ttft_s", "tpot_s", "duration_s", "upstream_headers_s", "input_tokens", "output_tokens",
-          "tokens_estimated", "finish_reason", "checks_failed"}
+          "tokens_estimated", "finish_reason", "checks_failed", "upstream_error"}
 
 
 def _lines(proxy: ThreadServer, path: Path, requests: int) -> list[dict[str, Any]]:
