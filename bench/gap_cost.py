@@ -35,7 +35,7 @@ def one_stream(recorder: Recorder, chunks: int, named_late: bool) -> tuple[int, 
     for i in range(chunks):
         if rec.tokens(1, (i + 1) * GAP_NS):
             recorder.drain_gaps(rec)
-    rec.report = StreamSummary(model="m", output_tokens=chunks, token_events=chunks)
+    rec.summary = StreamSummary(model="m", output_tokens=chunks, token_events=chunks)
     rec.t_end = (chunks + 1) * GAP_NS
     ended = time.perf_counter_ns()
     recorder.record(rec)

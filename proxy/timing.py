@@ -35,7 +35,7 @@ class RequestRecord:
     t_last: int | None = None
     t_end: int | None = None
     # What the server said about the request, filled in place by the response's tap.
-    report: StreamSummary = field(default_factory=StreamSummary)
+    summary: StreamSummary = field(default_factory=StreamSummary)
     # Gaps between consecutive token events not yet handed to the recorder, ns. Events
     # that arrive in one chunk are 0 apart, as the client sees them: those are counted.
     gaps_ns: list[int] = field(default_factory=list)
@@ -96,35 +96,35 @@ class RequestRecord:
     @property
     def model(self) -> str | None:
         """The response's model when it names one, else the request's (DESIGN.md section 6)."""
-        return self.report.model or self.request_model
+        return self.summary.model or self.request_model
 
     @property
     def token_events(self) -> int:
-        return self.report.token_events
+        return self.summary.token_events
 
     @property
     def input_tokens(self) -> int | None:
-        return self.report.input_tokens
+        return self.summary.input_tokens
 
     @property
     def output_tokens(self) -> int | None:
         """Exact when the server reported it, else the token events seen (DESIGN.md section 4)."""
-        reported = self.report.output_tokens
+        reported = self.summary.output_tokens
         if reported is not None:
             return reported
-        return self.report.token_events or None
+        return self.summary.token_events or None
 
     @property
     def tokens_estimated(self) -> bool:
-        return self.report.output_tokens is None and self.report.token_events > 0
+        return self.summary.output_tokens is None and self.summary.token_events > 0
 
     @property
     def finish_reason(self) -> str | None:
-        return self.report.finish_reason
+        return self.summary.finish_reason
 
     @property
     def parse_errors(self) -> int:
-        return self.report.parse_errors
+        return self.summary.parse_errors
 
     @property
     def exemplar(self) -> dict[str, str] | None:

@@ -99,19 +99,19 @@ def _request(a: dict[str, AttributeValue], rec: RequestRecord, operation: str) -
 
 
 def _response(a: dict[str, AttributeValue], rec: RequestRecord) -> None:
-    report = rec.report
-    if report.model:
-        a["gen_ai.response.model"] = report.model[:MODEL_MAX]
-    if report.input_tokens is not None:
-        a["gen_ai.usage.input_tokens"] = report.input_tokens
+    summary = rec.summary
+    if summary.model:
+        a["gen_ai.response.model"] = summary.model[:MODEL_MAX]
+    if summary.input_tokens is not None:
+        a["gen_ai.usage.input_tokens"] = summary.input_tokens
     # Only exact counts take the convention's name; events counted by the proxy are
     # not tokens, and a vLLM span in the same trace reports the exact ones.
-    if report.output_tokens is not None:
-        a["gen_ai.usage.output_tokens"] = report.output_tokens
+    if summary.output_tokens is not None:
+        a["gen_ai.usage.output_tokens"] = summary.output_tokens
     elif rec.tokens_estimated:
-        a["infermeter.usage.estimated_output_tokens"] = report.token_events
-    if report.finish_reason is not None:
-        a["gen_ai.response.finish_reasons"] = (report.finish_reason,)
+        a["infermeter.usage.estimated_output_tokens"] = summary.token_events
+    if summary.finish_reason is not None:
+        a["gen_ai.response.finish_reasons"] = (summary.finish_reason,)
     ttft = rec.ttft_s
     if ttft is not None:
         a["gen_ai.response.time_to_first_chunk"] = ttft

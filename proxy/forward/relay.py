@@ -210,7 +210,7 @@ class Relay:
             return None
         tap = make_tap(rec.endpoint, how)
         if tap is not None:
-            rec.report = tap.summary
+            rec.summary = tap.summary
             if rec.quality is not None:
                 rec.quality.watch(tap.summary)
             read_headers(rec.endpoint, response.headers, tap.summary)
@@ -228,7 +228,7 @@ class Relay:
             headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
         stripper = None
         if inject and ctype.startswith(b"text/event-stream"):
-            stripper = UsageStripper(rec.report)
+            stripper = UsageStripper(rec.summary)
             headers = [(n, v) for n, v in headers if n.lower() != b"content-length"]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         recorder = self.recorder

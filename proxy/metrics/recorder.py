@@ -158,13 +158,13 @@ class Recorder:
         if rec.input_tokens is not None:
             c.tokens_in.inc(rec.input_tokens)
             c.request_tokens_in.observe(rec.input_tokens)
-        report = rec.report
-        if report.cached_input_tokens is not None:
-            c.cached_in.inc(report.cached_input_tokens)
-        if report.reasoning_output_tokens is not None:
-            c.reasoning_out.inc(report.reasoning_output_tokens)
-        if report.phases:
-            self._phases(rec.endpoint, model, c, report.phases)
+        summary = rec.summary
+        if summary.cached_input_tokens is not None:
+            c.cached_in.inc(summary.cached_input_tokens)
+        if summary.reasoning_output_tokens is not None:
+            c.reasoning_out.inc(summary.reasoning_output_tokens)
+        if summary.phases:
+            self._phases(rec.endpoint, model, c, summary.phases)
         tpot = rec.tpot_s
         if tpot is not None:
             c.tpot.observe(tpot, exemplar)

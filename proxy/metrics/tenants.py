@@ -62,9 +62,9 @@ class TenantCounters:
         if requests is None:
             requests = c.requests[rec.outcome] = self.m.requests.labels(tenant, model, rec.outcome)
         requests.inc()
-        report = rec.report
-        for child, n in zip(c.tokens, (report.input_tokens, rec.output_tokens, report.cached_input_tokens,
-                                       report.reasoning_output_tokens)):
+        summary = rec.summary
+        for child, n in zip(c.tokens, (summary.input_tokens, rec.output_tokens, summary.cached_input_tokens,
+                                       summary.reasoning_output_tokens)):
             if n:
                 child.inc(n)
         if slo_met is not None and self.m.slo is not None:

@@ -29,7 +29,7 @@ def _streamed(output_tokens: int | None = None) -> RequestRecord:
     at 100 ms, the last byte at 120 ms; ``output_tokens`` as the server reported (or not)."""
     return _record(stream=True, request=RequestInfo(model="m-req", stream=True, max_tokens=64, temperature=0.2,
                                                     top_p=0.9),
-                   report=StreamSummary(model="m-resp", input_tokens=7, output_tokens=output_tokens,
+                   summary=StreamSummary(model="m-resp", input_tokens=7, output_tokens=output_tokens,
                                         finish_reason="stop", token_events=3),
                    t_headers=1_005 * MS, t_first=1_040 * MS, t_last=1_100 * MS, t_end=1_120 * MS)
 
@@ -60,7 +60,7 @@ def test_counted_tokens_are_not_called_usage() -> None:
 
 
 def test_what_the_request_did_not_say_is_left_out() -> None:
-    rec = _record(request=RequestInfo(model=None, stream=False), report=StreamSummary(), t_end=1_010 * MS)
+    rec = _record(request=RequestInfo(model=None, stream=False), summary=StreamSummary(), t_end=1_010 * MS)
     a = span_attributes(rec, *SERVER)
     assert a["gen_ai.request.stream"] is False and a["infermeter.stream"] is False
     for absent in ("gen_ai.request.model", "gen_ai.request.max_tokens", "gen_ai.request.temperature",
@@ -102,7 +102,7 @@ def test_span_name_waits_for_the_requests_model_and_cuts_it() -> None:
     assert span_name(_record()) is None  # the body was never read (a 413, a client gone)
     assert span_name(_record(request=RequestInfo(model=""))) is None
     long = "x" * 500
-    rec = _record(request=RequestInfo(model=long), report=StreamSummary(model=long))
+    rec = _record(request=RequestInfo(model=long), summary=StreamSummary(model=long))
     assert span_name(rec) == "chat " + "x" * MODEL_MAX
     a = span_attributes(rec, *SERVER)
     assert a["gen_ai.request.model"] == a["gen_ai.response.model"] == "x" * MODEL_MAX

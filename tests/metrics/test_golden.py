@@ -30,7 +30,7 @@ MS = 1_000_000
 
 def _records() -> list[RequestRecord]:
     """One of each kind of ending, with every server-reported field somewhere."""
-    stream = RequestRecord("chat_completions", 0, request=RequestInfo(model="m-chat"), stream=True, code=200, report=StreamSummary(
+    stream = RequestRecord("chat_completions", 0, request=RequestInfo(model="m-chat"), stream=True, code=200, summary=StreamSummary(
         input_tokens=12, output_tokens=5, token_events=4, finish_reason="stop", cached_input_tokens=8,
         reasoning_output_tokens=2, phases={"queue": 0.004, "prefill": 0.02}))
     stream.t_headers = 30 * MS
@@ -40,10 +40,10 @@ def _records() -> list[RequestRecord]:
     stream.t_end = 150 * MS
 
     whole = RequestRecord("completions", 0, request=RequestInfo(model="m-plain"), code=200, t_headers=900 * MS, t_end=1000 * MS,
-                          report=StreamSummary(input_tokens=3, output_tokens=40, finish_reason="length"))
+                          summary=StreamSummary(input_tokens=3, output_tokens=40, finish_reason="length"))
 
     cancelled = RequestRecord("messages", 0, request=RequestInfo(model="m-chat"), stream=True, code=200, outcome=CANCELLED,
-                              report=StreamSummary(token_events=2, parse_errors=1))
+                              summary=StreamSummary(token_events=2, parse_errors=1))
     cancelled.t_headers = 20 * MS
     cancelled.tokens(1, 60 * MS)
     cancelled.tokens(1, 75 * MS)

@@ -34,7 +34,7 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 def _stream(t0: int = 0) -> RequestRecord:
     rec = RequestRecord("chat_completions", t0, request=RequestInfo(model="m"), stream=True, code=200,
-                        report=StreamSummary(output_tokens=4, token_events=4))
+                        summary=StreamSummary(output_tokens=4, token_events=4))
     rec.t_headers = t0 + 50 * MS
     rec.tokens(1, t0 + 100 * MS)
     rec.tokens(2, t0 + 130 * MS)  # two events in one chunk: gaps of 30 ms and 0
@@ -61,10 +61,10 @@ def test_stream_observations() -> None:
 def test_single_token_stream_has_no_tpot_and_non_stream_no_ttft() -> None:
     recorder, reg = _recorder()
     one = RequestRecord("completions", 0, request=RequestInfo(model="m"), stream=True, code=200, t_end=10 * MS,
-                        report=StreamSummary(output_tokens=1, token_events=1))
+                        summary=StreamSummary(output_tokens=1, token_events=1))
     one.tokens(1, 5 * MS)
     plain = RequestRecord("completions", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS,
-                          report=StreamSummary(output_tokens=7))
+                          summary=StreamSummary(output_tokens=7))
     _relay(recorder, one, plain)
     lab = {"endpoint": "completions", "model": "m"}
     assert _value(reg, "infermeter_time_to_first_token_seconds_count", **lab) == 1
@@ -94,17 +94,17 @@ def test_model_labels_are_cut_and_capped() -> None:
 
 
 def test_output_tokens_fall_back_on_token_events_and_say_so() -> None:
-    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="m"), code=200, report=StreamSummary(token_events=3))
+    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="m"), code=200, summary=StreamSummary(token_events=3))
     assert (rec.output_tokens, rec.tokens_estimated) == (3, True)
-    rec.report.output_tokens = 5
+    rec.summary.output_tokens = 5
     assert (rec.output_tokens, rec.tokens_estimated) == (5, False)
     assert RequestRecord("chat_completions", 0).output_tokens is None
 
 
 def test_the_response_model_wins_over_the_request_model() -> None:
-    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="alias"), report=StreamSummary(model="real"))
+    rec = RequestRecord("chat_completions", 0, request=RequestInfo(model="alias"), summary=StreamSummary(model="real"))
     assert rec.model == "real"
-    rec.report.model = None
+    rec.summary.model = None
     assert rec.model == "alias"
 
 
@@ -127,7 +127,7 @@ def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
         if rec.tokens(2, (i + 1) * MS):
             recorder.drain_gaps(rec)
         held = max(held, len(rec.gaps_ns))
-    rec.report.token_events = 20 * GAP_BUFFER
+    rec.summary.token_events = 20 * GAP_BUFFER
     rec.t_end = (10 * GAP_BUFFER + 1) * MS
     recorder.record(rec)
     assert held <= GAP_BUFFER
@@ -139,11 +139,11 @@ def test_an_endless_stream_holds_a_bounded_number_of_gaps() -> None:
 
 def test_server_reported_phases_and_token_subsets() -> None:
     recorder, reg = _recorder()
-    reported = RequestRecord("ollama_chat", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS, report=StreamSummary(
+    reported = RequestRecord("ollama_chat", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS, summary=StreamSummary(
         input_tokens=40, output_tokens=9, cached_input_tokens=32, reasoning_output_tokens=5,
         phases={"load": 2.5, "prefill": 0.125, "decode": 0.5}))
     silent = RequestRecord("ollama_chat", 0, request=RequestInfo(model="m"), code=200, t_end=10 * MS,
-                           report=StreamSummary(input_tokens=40, output_tokens=9))
+                           summary=StreamSummary(input_tokens=40, output_tokens=9))
     _relay(recorder, reported, silent)
     lab = {"endpoint": "ollama_chat", "model": "m"}
     assert _value(reg, "infermeter_cached_input_tokens_total", **lab) == 32
@@ -166,7 +166,7 @@ def test_a_stream_named_at_its_end_puts_every_gap_under_that_name() -> None:
         if rec.tokens(1, (i + 1) * MS):
             recorder.drain_gaps(rec)
             drained += 1
-    rec.report = StreamSummary(model="late", token_events=3 * GAP_BUFFER + 10)
+    rec.summary = StreamSummary(model="late", token_events=3 * GAP_BUFFER + 10)
     rec.t_end = (3 * GAP_BUFFER + 20) * MS
     assert drained == 3
     assert recorder.record(rec) == "late"
@@ -196,14 +196,14 @@ def test_folded_gaps_expose_exactly_what_observing_each_would() -> None:
         gaps.extend([0] * (n - 1))
         if rec.tokens(n, now):
             folded.drain_gaps(rec)
-    rec.report.token_events = len(gaps) + 1
+    rec.summary.token_events = len(gaps) + 1
     rec.t_end = now + MS
     assert rec.gap_counts is not None  # folded mid-stream
     folded.record(rec)
 
     one_by_one, expected = _recorder()
     plain = RequestRecord("chat_completions", 0, stream=True, code=200, request=RequestInfo(model="m"),
-                          t_first=rec.t_first, t_last=rec.t_last, t_end=rec.t_end, report=rec.report)
+                          t_first=rec.t_first, t_last=rec.t_last, t_end=rec.t_end, summary=rec.summary)
     _relay(one_by_one, plain)
     child = one_by_one.m.tbt.labels("chat_completions", "m")
     for gap in gaps:
