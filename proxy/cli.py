@@ -99,6 +99,10 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "eval-timeout": (float, "seconds a judge call may take before it counts as failed"),
     "workers": (_workers, "relay processes on one port under a supervisor ('auto': one per core); "
                           "/metrics stays one target with exact sums"),
+    "tenant-header": (str, "name the request's tenant by this header, which a trusted gateway sets "
+                           "(clients that reach the sidecar directly can set it too)"),
+    "tenant-keys": (str, "JSON or YAML file of tenant name -> SHA-256 digests of its API keys; re-read when it changes"),
+    "max-tenants": (int, "distinct tenant label values before new ones become 'other'"),
 }
 
 SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
@@ -147,7 +151,7 @@ def _metavar(flag: str, convert: Callable[[str], Any]) -> str:
         return "PORT"
     if flag in ("upstream", "otlp-endpoint", "target", "eval-url"):
         return "URL"
-    if flag in ("request-log", "eval-rubrics"):
+    if flag in ("request-log", "eval-rubrics", "tenant-keys"):
         return "PATH"
     if flag.endswith("pid"):
         return "PID"
