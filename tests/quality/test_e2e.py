@@ -17,6 +17,7 @@ import pytest
 
 from tests.formats.scripted import ScriptedUpstream
 from tests.quality import streams
+from tests.quality.judges import FakeJudge
 from tests.quality.streams import Answer, ToolCall
 from tests.support.metrics import Scrape, after_requests, scrape
 from tests.support.sdk import closing
@@ -178,3 +179,24 @@ def test_simulator_scripted_output_on_every_format(simulator: ThreadServer) -> N
         r = httpx.post(simulator.url + path, json=body, headers={"x-sim-output": json.dumps(text)})
         assert r.status_code == 200
         assert text in r.text or json.dumps(text) in r.text
+
+
+def test_a_hanging_judge_keeps_its_queue_bounded_and_streams_flowing(simulator: ThreadServer) -> None:
+    with ThreadServer(FakeJudge("hang")) as judge, \
+            proxy_server(sidecar(simulator.url, eval_url=judge.url, eval_model="judge", eval_sample=1.0,
+                                 eval_queue=5, eval_concurrency=2, eval_timeout=600.0)) as proxy:
+        before = scrape(proxy.url)
+        start = time.perf_counter()
+        for i in range(20):
+            assert chat(proxy, "m", f"Answer {i}.") == f"Answer {i}."
+        elapsed = time.perf_counter() - start
+        m = after_requests(proxy.url, before, 20)
+        judge_quality = proxy.app.quality
+        assert judge_quality is not None and judge_quality.judge is not None
+        queued = judge_quality.judge.queued
+    # Two calls hang in flight, five wait: the other thirteen were dropped, and counted.
+    assert queued == 5
+    assert m.get("infermeter_evals_total", rubric="relevance", outcome="dropped") == 13
+    assert m.get("infermeter_evals_total", rubric="relevance", outcome="scored") == 0
+    # 20 streams of a zero-delay simulator: nothing waited for the judge's hour.
+    assert elapsed < 20
