@@ -74,6 +74,8 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max-connections": (int, "most upstream connections kept open at once"),
     "observe": (_bool, "parse streams and record metrics (false: a bare relay, for benchmarks)"),
     "inject-usage": (_bool, "ask OpenAI-style upstreams for usage and hide the extra chunk from clients"),
+    "expose-upstream-errors": (_bool, "show clients the upstream's address and error in 502/504 bodies "
+                                      "(default: a generic message; the detail goes to the log)"),
     "slo-ttft": (float, "SLO on time to first token, seconds"),
     "slo-tpot": (float, "SLO on time per output token, seconds"),
     "slo-request-duration": (float, "SLO on request duration, seconds"),

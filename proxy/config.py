@@ -112,6 +112,8 @@ class Settings:
     # The tap and metrics can be switched off so a benchmark sees the bare relay's cost.
     observe: bool = True
     inject_usage: bool = False
+    # 502/504 bodies name the upstream and its error only when asked (nginx and Envoy never do).
+    expose_upstream_errors: bool = False
     slo_ttft: float | None = None
     slo_tpot: float | None = None
     slo_request_duration: float | None = None

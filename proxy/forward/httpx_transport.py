@@ -134,6 +134,8 @@ class _Errors:
             if isinstance(exc, httpx.TimeoutException):
                 return UpstreamReadError(policy.read_stall(url, self.read_timeout))
             return UpstreamReadError(policy.broke_off(url, exc))
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamConnectError(policy.cannot_connect(url, exc))
         if isinstance(exc, httpx.ConnectTimeout):
             return UpstreamTimeout(policy.connect_timeout(url, self.connect_timeout))
         if isinstance(exc, httpx.PoolTimeout):

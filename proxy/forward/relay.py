@@ -89,9 +89,9 @@ class Relay:
         # Who each request is for (DESIGN.md section 14); None when no tenant source is set.
         self.tenant = build_identity(settings.tenant_header, settings.tenant_keys)
         self.max_body = settings.max_request_bytes
-        self.upstream_name = settings.upstream
         self.inject_usage = settings.inject_usage
         self.body_timeout = settings.body_timeout
+        self.expose_upstream_errors = settings.expose_upstream_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         rec = RequestRecord(classify(scope["path"]), perf_counter_ns(), t_wall=time_ns())
@@ -184,21 +184,25 @@ class Relay:
             target += "?" + scope["query_string"].decode("latin-1")
         try:
             response = await self.transport.request(scope["method"], target, headers, body)
-        except UpstreamTimeout:
-            rec.outcome = UPSTREAM_ERROR
-            watch.done = True
-            await self._error(send, rec, 504, f"upstream {self.upstream_name} sent no response headers in time",
-                              "upstream_error", "upstream_timeout")
-            return None
         except UpstreamError as exc:
             rec.outcome = UPSTREAM_ERROR
+            rec.upstream_error = str(exc)
             watch.done = True
-            await self._error(send, rec, 502, f"upstream {self.upstream_name} is unreachable: {exc}",
-                              "upstream_error", "upstream_unreachable")
+            await self._upstream_failed(send, rec, exc)
             return None
         rec.t_headers = perf_counter_ns()
         rec.code = response.status
         return response
+
+    async def _upstream_failed(self, send: Send, rec: RequestRecord, exc: UpstreamError) -> None:
+        """502 or 504. The upstream's address and error go to the log and the request log; a
+        client sees them only if the operator opts in, as nginx and Envoy never show them."""
+        log.warning("upstream failed before its response on endpoint %s: %s", rec.endpoint, exc)
+        if isinstance(exc, UpstreamTimeout):
+            status, code, message = 504, "upstream_timeout", "the upstream server did not answer in time"
+        else:
+            status, code, message = 502, "upstream_unreachable", "the upstream server could not be reached"
+        await self._error(send, rec, status, str(exc) if self.expose_upstream_errors else message, "upstream_error", code)
 
     @staticmethod
     def _tap(response: UpstreamResponse, rec: RequestRecord, info: RequestInfo, observe: bool) -> Tap | None:
@@ -248,6 +252,7 @@ class Relay:
                         recorder.drain_gaps(rec)
         except UpstreamReadError as exc:
             rec.outcome = UPSTREAM_ERROR
+            rec.upstream_error = str(exc)
             watch.done = True
             log.warning("upstream stream broke mid-response on endpoint %s: %s", rec.endpoint, exc)
             raise StreamAborted(str(exc)) from None

@@ -7,6 +7,7 @@ the relay serves the next request, and no socket, fd or task is left behind.
 from __future__ import annotations
 
 import hashlib
+import logging
 import socket
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import psutil
 import pytest
 
 from tests.faults.probes import Relayed
-from tests.support.wait import eventually
+from tests.support.wait import eventually, wait_for
 from tests.faults.rawclient import (
     CHAT,
     chat_request,
@@ -68,8 +69,7 @@ def test_refused_then_recovers(relay: StartRelay, upstream_client: str) -> None:
     base = r.baseline()
     resp = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10)
     assert resp.status_code == 502
-    error = resp.json()["error"]
-    assert f"127.0.0.1:{port}" in error["message"] and error["code"] == "upstream_unreachable"
+    assert resp.json()["error"]["code"] == "upstream_unreachable"
     assert outcome(r, code="502", outcome="upstream_error") == 1
     with RawUpstream(port=port) as up:
         serves_next(r)
@@ -77,12 +77,54 @@ def test_refused_then_recovers(relay: StartRelay, upstream_client: str) -> None:
     r.assert_clean(base, port)
 
 
+def _hanging(conn: Conn) -> None:
+    conn.read_request()
+    conn.closed_by_peer(10)
+
+
+@pytest.mark.parametrize("failure", ["refused", "no headers"])
+def test_the_upstream_address_and_error_reach_the_logs_not_the_client(
+        relay: StartRelay, upstream_client: str, failure: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A 502/504 body says what kind of failure it was, never where the upstream is nor
+    what it said (nginx and Envoy keep that to their error log); the proxy's log and the
+    request log keep both."""
+    request_log = tmp_path / "requests.jsonl"
+    with RawUpstream(then=_hanging) as up:
+        port = free_port() if failure == "refused" else up.port
+        r = relay(f"http://127.0.0.1:{port}", upstream_client=upstream_client, read_timeout=0.5,
+                  request_log=str(request_log))
+        with caplog.at_level(logging.WARNING, logger="infermeter.relay"):
+            resp = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10)
+        status, code, message = ((502, "upstream_unreachable", "the upstream server could not be reached")
+                                 if failure == "refused" else
+                                 (504, "upstream_timeout", "the upstream server did not answer in time"))
+        assert resp.status_code == status
+        assert resp.json() == {"error": {"message": message, "type": "upstream_error", "code": code}}
+        assert str(port) not in resp.text
+        logged = [rec.getMessage() for rec in caplog.records if f"127.0.0.1:{port}" in rec.getMessage()]
+        assert len(logged) == 1, caplog.records
+        wait_for(lambda: outcome(r, code=str(status), outcome="upstream_error") == 1, "the request recorded")
+        r.sidecar.drilldown.close()  # flush the request log, as shutdown does
+        (line,) = [orjson.loads(text) for text in request_log.read_text().splitlines()]
+        assert (line["status"], line["outcome"]) == (status, "upstream_error")
+        assert f"127.0.0.1:{port}" in line["upstream_error"] and line["upstream_error"] in logged[0]
+
+
+def test_an_operator_may_show_clients_the_upstream_error(relay: StartRelay, upstream_client: str) -> None:
+    port = free_port()
+    r = relay(f"http://127.0.0.1:{port}", upstream_client=upstream_client, expose_upstream_errors=True)
+    error = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10).json()["error"]
+    assert error["message"].startswith(f"cannot connect to upstream http://127.0.0.1:{port}: ")
+    assert error["code"] == "upstream_unreachable"
+
+
 def test_dns_failure_is_502(relay: StartRelay, upstream_client: str) -> None:
-    r = relay("http://infermeter-fault-test.invalid:8000", upstream_client=upstream_client, connect_timeout=3)
+    r = relay("http://infermeter-fault-test.invalid:8000", upstream_client=upstream_client, connect_timeout=3,
+              expose_upstream_errors=True)
     base = r.baseline()
     resp = httpx.post(r.url + "/v1/chat/completions", json=CHAT, timeout=10)
     assert resp.status_code == 502
-    assert "infermeter-fault-test.invalid" in resp.json()["error"]["message"]
+    assert resp.json()["error"]["message"].startswith("cannot connect to upstream http://infermeter-fault-test.invalid:8000: ")
     assert outcome(r, endpoint="chat_completions", code="502", outcome="upstream_error") == 1
     assert httpx.get(r.url + "/healthz").status_code == 200
     r.assert_clean(base, None)
