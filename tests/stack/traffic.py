@@ -39,6 +39,13 @@ async def chat_length(client: httpx.AsyncClient) -> int:
         "model": "alpha", "messages": CHAT, "stream": True, "max_tokens": 3})
 
 
+async def chat_json_mode(client: httpx.AsyncClient) -> int:
+    # Asks for JSON (response checks, DESIGN.md section 15): the simulator's words are not
+    # JSON, so the json check has answers to count (as failures).
+    return await _stream(client, "/v1/chat/completions", {
+        "model": "beta", "messages": CHAT, "stream": True, "response_format": {"type": "json_object"}})
+
+
 async def completion_json(client: httpx.AsyncClient) -> int:
     response = await client.post("/v1/completions", json={"model": "alpha", "prompt": "Once upon a time"})
     return response.status_code
@@ -70,7 +77,7 @@ async def rejected(client: httpx.AsyncClient) -> int:
 
 
 KINDS: tuple[Kind, ...] = (chat_usage, chat_estimated, chat_length, completion_json, ollama_chat,
-                           anthropic_messages, chat_usage, cancelled, rejected)
+                           anthropic_messages, chat_usage, cancelled, rejected, chat_json_mode)
 
 
 async def _worker(client: httpx.AsyncClient, start: int, deadline: float, statuses: Counter[int]) -> None:
