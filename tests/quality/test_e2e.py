@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from tests.drilldown.otlp import OtlpReceiver
 from tests.formats.scripted import ScriptedUpstream
 from tests.quality import streams
 from tests.quality.judges import FakeJudge
@@ -200,3 +201,18 @@ def test_a_hanging_judge_keeps_its_queue_bounded_and_streams_flowing(simulator: 
     assert m.get("infermeter_evals_total", rubric="relevance", outcome="scored") == 0
     # 20 streams of a zero-delay simulator: nothing waited for the judge's hour.
     assert elapsed < 20
+
+
+def test_the_span_names_the_failed_checks(simulator: ThreadServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with OtlpReceiver() as receiver:
+        for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                     "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_SDK_DISABLED"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        with proxy_server(sidecar(simulator.url)) as proxy:
+            chat(proxy, "looping", LOOP, response_format={"type": "json_object"})
+            chat(proxy, "fine", "Fine.")
+            spans = {s.attributes.get("gen_ai.request.model"): s for s in receiver.wait_for(2)}
+    assert spans["looping"].attributes["infermeter.checks_failed"] == ("json", "repetition")
+    assert "infermeter.checks_failed" not in spans["fine"].attributes
