@@ -221,8 +221,10 @@ def test_alerts_react_to_what_was_provoked_and_nothing_else(stack: Stack) -> Non
     assert "InfermeterHighErrorRatio" in pending and "InfermeterSLOBurnRateSlow" in pending
     if not stack.has_gpu:
         assert "InfermeterCollectorFailing" in pending, "the gpu collector fails without NVML"
+    # The traffic's JSON-mode stream gets the simulator's words, never JSON: all fail the check.
+    assert "InfermeterJSONModeFailing" in pending
     allowed = {"InfermeterHighErrorRatio", "InfermeterSLOBurnRateSlow", "InfermeterSLOBurnRateFast",
-               "InfermeterCollectorFailing"}
+               "InfermeterCollectorFailing", "InfermeterJSONModeFailing"}
     assert pending <= allowed, f"on a stack with its proxy, upstream and latency fine: {pending - allowed}"
 
 
