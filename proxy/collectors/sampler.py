@@ -7,8 +7,8 @@ is left to finish on its own: meanwhile the collector reports success 0, its las
 families keep being served, and no second read piles up behind it. Daemon threads mean
 a read stuck forever cannot hold up interpreter exit either.
 
-Every time the sampler reads (ages, deadlines, durations, the schedule) comes from its
-``clock``, so a test can drive time instead of waiting for it.
+Every time value the sampler uses (ages, deadlines, durations, the schedule) comes from
+its ``clock``, so a test can drive time instead of waiting for it.
 """
 
 from __future__ import annotations
