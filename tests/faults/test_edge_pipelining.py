@@ -142,5 +142,5 @@ def test_a_pipelined_flood_costs_one_request_per_connection(tmp_path: Path, work
                     sock.close()
             grown_mib = (peak - before) / 2**20
             assert grown_mib < 16, f"RSS grew by {grown_mib:.1f} MiB for three flooding connections"
-            assert took < 1.0  # was 6.3 s behind thirty
+            assert took < 2.0  # was 6.3 s behind thirty
             assert httpx.get(proxy.url + "/x", timeout=10).status_code == 200
