@@ -52,6 +52,10 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
         ("infermeter_collector_success", "gauge", "collector"),
         ("infermeter_collector_duration_seconds", "gauge", "collector"),
         ("infermeter_build_info", "gauge", "version"),
+        # Per tenant (DESIGN.md section 14), only with --tenant-header or --tenant-keys.
+        ("infermeter_tenant_requests_total", "counter", "tenant model outcome"),
+        ("infermeter_tenant_tokens_total", "counter", "tenant model type"),
+        ("infermeter_tenant_slo_requests_total", "counter", "tenant model result"),
         # Response checks and evaluations (DESIGN.md section 15).
         ("infermeter_response_checks_total", "counter", "endpoint model check result"),
         ("infermeter_eval_score", "histogram", "model rubric"),

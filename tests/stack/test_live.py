@@ -86,6 +86,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     serve = ["serve", "--upstream", f"http://127.0.0.1:{sim_port}", "--port", str(proxy_port),
              "--slo-ttft", SLO_DEFAULTS["slo_ttft"], "--slo-tpot", SLO_DEFAULTS["slo_tpot"],
              "--slo-request-duration", SLO_DEFAULTS["slo_duration"], "--max-request-bytes", "65536",
+             "--tenant-header", "x-tenant",  # the tenant series (DESIGN.md section 14): tenant "none" without one
              "--sample-interval", "0.5", "--probe-interval", "0.5", "--log-level", "warning"]
     instance = f"127.0.0.1:{proxy_port}"
     workdir = tmp_path_factory.mktemp("prometheus")
