@@ -15,9 +15,9 @@ from typing import cast
 
 import httptools
 
+from proxy.forward import policy
 from proxy.forward.base import RawHeaders
 from proxy.forward.native_failures import ClosedByUs, Failure, HeadTimeout, ReadStall, Unsolicited
-from proxy.forward import policy
 
 # An upstream that never ends its headers must not grow our memory without bound.
 _MAX_HEAD_BYTES = 1 << 20
