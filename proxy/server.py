@@ -92,7 +92,7 @@ def serve(settings: Settings) -> int:
         run_loop(main.config, main.serve)
         return 0
     side = SideServer(uvicorn_config(app.metrics_app, settings.host, settings.metrics_port, settings.log_level,
-                                      lifespan="off"))
+                                      lifespan="off", limits=settings.head_limits))
     run_loop(main.config, lambda: _serve_together(main, side))
     return 0
 

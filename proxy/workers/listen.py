@@ -9,12 +9,14 @@ SO_REUSEPORT the kernel hashes each connection to one socket's own queue, spread
 fair dice: 19/21 and 16/24 over 2 workers, 8/8/10/14 over 4.
 
 The sockets are the supervisor's, one per slot, made and listening before any worker
-starts; each worker inherits its slot's. A worker that dies closes only its copy: the
-slot's socket keeps listening, so what the kernel had queued on it, and what it hashes
-there next, waits in its backlog for the replacement (about 2.5 s here) instead of being
-reset or refused. With every worker down at once the port still answers, and the
-replacements serve every connection. The price: while a slot is empty, its share of new
-connections waits for the replacement rather than going to the survivors.
+starts; each worker inherits its slot's. When a worker dies while another still serves,
+the supervisor closes that slot's socket at once, so the kernel hashes new connections to
+the survivors (what it had queued on the dead one in the moment before is reset, as the
+dead worker's own streams are; Linux 5.14+ migrates them with ``net.ipv4.tcp_migrate_req=1``),
+and gives the replacement a fresh socket, bound but not listening until the replacement's
+server starts. When the last serving worker dies, its slot's socket stays listening: what
+the kernel queues there waits in its backlog for the replacement (about 2.5 s here)
+instead of being refused, so with every worker down at once the port still answers.
 
 A plain bind first proves that nothing listens on the port yet: a second proxy on the
 same port fails with EADDRINUSE rather than silently sharing its traffic, as
@@ -63,3 +65,19 @@ def slot_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.
             sock.close()
         raise
     return sockets
+
+
+def fresh_slot(old: socket.socket) -> socket.socket:
+    """A slot's new socket on ``old``'s address, bound but not listening (the replacement's
+    server listens when it is ready to serve); ``old`` is closed, leaving the kernel's
+    SO_REUSEPORT group, so new connections go to the sockets still listening."""
+    host, port = old.getsockname()[:2]
+    try:
+        return _socket(host, port, reuse_port=True)
+    finally:
+        old.close()
+
+
+def accepting(sock: socket.socket) -> bool:
+    """Whether ``sock`` listens (a fresh slot does once its worker's server has started)."""
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1

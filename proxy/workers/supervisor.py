@@ -31,7 +31,7 @@ from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
 from proxy.server import BACKLOG, SideServer, configure_logging, uvicorn_config
 from proxy.workers.channel import WorkerLink
-from proxy.workers.listen import slot_sockets
+from proxy.workers.listen import accepting, fresh_slot, slot_sockets
 from proxy.workers.merge import Merger, merged_registry
 from proxy.workers.private import PrivateDir
 from proxy.workers.worker import WorkerSpec, run_worker
@@ -59,6 +59,8 @@ class _Worker:
     process: BaseProcess
     link: WorkerLink
     started: float
+    # Set when its sentinel fires, which can come before waitpid (is_alive) knows it died.
+    exited: bool = False
 
 
 def _exit_text(code: int | None) -> str:
@@ -127,13 +129,24 @@ class Supervisor:
 
     def _exited(self, worker: _Worker) -> None:
         asyncio.get_running_loop().remove_reader(worker.process.sentinel)
+        worker.exited = True
         self._keep(asyncio.ensure_future(self._reap(worker)))
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _others_serve(self, dead: _Worker) -> bool:
+        # A replacement whose server has not started yet does not count: its fresh socket
+        # is not listening, and the slot it would leave queueing would be no one's.
+        return any(not w.exited and w.process.is_alive() and accepting(self.listeners[w.index])
+                   for w in self.workers.values() if w is not dead)
+
     async def _reap(self, worker: _Worker) -> None:
+        if not self._stopping and self._others_serve(worker):
+            # At once, before the reap: survivors take the slot's share while it is empty;
+            # with none, its socket keeps queueing for the replacement (proxy.workers.listen).
+            self.listeners[worker.index] = fresh_slot(self.listeners[worker.index])
         # The sentinel can fire a moment before the kernel has the exit status to give.
         await asyncio.to_thread(worker.process.join, 5.0)
         code = worker.process.exitcode
@@ -170,7 +183,8 @@ class Supervisor:
                                              access_log=False))]
         if s.metrics_port is not None:
             servers.append(SideServer(uvicorn_config(metrics_app(s, self.registry, self.refresh), s.host,
-                                                     s.metrics_port, s.log_level, lifespan="off")))
+                                                     s.metrics_port, s.log_level, lifespan="off",
+                                                     limits=s.head_limits)))
         return servers
 
     async def run(self) -> None:

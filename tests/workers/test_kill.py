@@ -120,3 +120,30 @@ def test_new_connections_wait_while_every_worker_restarts(tmp_path: Path) -> Non
         assert not victims & listening(proxy)
         settled(proxy.url, lambda m: m.get("infermeter_worker_restarts_total") == 2
                 and m.get("infermeter_requests_total", endpoint="other") == connections, "the replacements served them")
+
+
+def test_survivors_take_new_connections_while_a_slot_is_empty(tmp_path: Path) -> None:
+    """kill -9 one of two workers: new connections go to the survivor at once rather than
+    waiting in the dead slot's backlog for the replacement (which takes over a second to
+    spawn and import before it listens)."""
+    log = tmp_path / "proxy.log"
+    connections = 16
+    with simulator() as sim, workers_proxy(sim.url, 2, "--log-level", "info", log=log) as proxy:
+        victim, survivor = sorted(listening(proxy))
+        os.kill(victim, signal.SIGKILL)
+        # The supervisor logs the exit once it has handed the slot's share to the survivor.
+        wait_for(lambda: f"(pid {victim}) exited" in log.read_text(), "the exit handled", timeout=10, step=0.005)
+        opened = [socket.create_connection(("127.0.0.1", proxy.port), timeout=30) for _ in range(connections)]
+        try:
+            for conn in opened:
+                conn.sendall(b"GET /v1/models HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n")
+            answers = [_answer(conn) for conn in opened]
+            serving = listening(proxy)
+        finally:
+            for conn in opened:
+                conn.close()
+        assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * connections
+        # Every answer came while the survivor was the only worker serving: none waited
+        # for the replacement. (A replacement listens only once its server has started.)
+        assert serving == {survivor}, serving
+        wait_for(lambda: len(listening(proxy)) == 2, "a replacement worker")
