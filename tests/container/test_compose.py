@@ -52,8 +52,12 @@ class Project:
         return {c["Labels"]["com.docker.compose.service"]: c["Names"][0] for c in json.loads(listed.stdout or "[]")}
 
     def remove(self) -> None:
-        for name in self.containers().values():
-            podman("rm", "--force", "--time", "0", name)
+        """Whatever a failed test left: containers (--depend: podman refuses to remove one that
+        another was created to depend on), the pod and the network podman-compose made."""
+        names = list(self.containers().values())
+        if names:
+            podman("rm", "--force", "--time", "0", "--depend", *names)
+        podman("pod", "rm", "--force", f"pod_{self.name}")
         podman("network", "rm", "--force", f"{self.name}_default")
 
 
