@@ -23,6 +23,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from proxy.tenants.names import is_tenant_name
 
 log = logging.getLogger("infermeter.tenants")
@@ -76,10 +78,6 @@ def _parse(path: str, text: str) -> Any:
         return json.loads(text)
     except ValueError:
         pass
-    try:
-        import yaml
-    except ImportError:
-        raise KeysFileError(f"{path}: not JSON (YAML needs PyYAML installed)") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
