@@ -76,6 +76,10 @@ class RequestRecord:
     quality: Any = None
     checks: list[tuple[str, str]] | None = None
     checks_failed: list[str] | None = None
+    # The GPU time (s) and energy (J) attributed to the request (DESIGN.md section 14),
+    # summed over its sampling intervals; None when no GPU is read.
+    gpu_seconds: float | None = None
+    energy_joules: float | None = None
 
     def tokens(self, n: int, now: int) -> bool:
         """``n`` token events completed in a chunk that arrived at ``now``.
