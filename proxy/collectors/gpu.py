@@ -32,6 +32,7 @@ from proxy.collectors.locator import UpstreamProcessLocator
 # NVML_ERROR_* codes (nvml.h); pynvml's NVMLError carries them as ``.value``.
 _UNINITIALIZED = 1
 _NOT_SUPPORTED = 3
+_NOT_FOUND = 6
 _DRIVER_NOT_LOADED = 9
 _LIBRARY_NOT_FOUND = 12
 _FUNCTION_NOT_FOUND = 13  # the driver is older than the call
@@ -55,6 +56,23 @@ class _Device:
     util_at: float | None = None
     energy_estimate: float = 0.0
     power_at: float | None = None
+    # For attribution (proxy.attribution): the energy counter last read, J, and the
+    # upstream's share of this GPU (None: unknown).
+    energy_joules: float | None = None
+    upstream_share: float | None = None
+    process_util_at: int = 0
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """One GPU's cumulative busy seconds and energy (J) after a read, and the share of it
+    the upstream's processes hold (None: unknown, 0: none of it)."""
+
+    index: int
+    busy_seconds: float
+    energy_joules: float | None
+    energy_from_power: bool
+    upstream_share: float | None
 
 
 class _Reinit(Exception):
@@ -71,8 +89,11 @@ class GpuCollector:
         clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 30.0,
         required: bool = True,
+        sink: Callable[[list[GpuReading]], None] | None = None,
     ) -> None:
         self._nvml = nvml
+        # Called with every complete read, in the sampler's thread (attribution).
+        self._sink = sink
         self._required = required
         # Why there is no GPU to read on this host (no driver, no pynvml), until NVML starts.
         self._absent: str | None = None
@@ -114,6 +135,8 @@ class GpuCollector:
             self._init_at = self._clock()
             self._init_error = f"NVML stopped working ({exc}); initialising again in {self._retry_interval:.0f} s"
             return Sample((), ok=False, error=self._init_error)
+        if self._sink is not None:
+            self._sink([_reading(d) for d in self._devices])
         return Sample(tuple(families.values()), ok=not errors, error="; ".join(errors) or None)
 
     def _ensure_ready(self) -> str | None:
@@ -210,13 +233,15 @@ class GpuCollector:
             families["power"].add_metric(labels, float(milliwatts) / 1000.0)
         millijoules = read("energy", "nvmlDeviceGetTotalEnergyConsumption")
         if millijoules is not None:
-            families["energy"].add_metric(labels, float(millijoules) / 1000.0)
+            dev.energy_joules = float(millijoules) / 1000.0
+            families["energy"].add_metric(labels, dev.energy_joules)
         elif "energy" in dev.unsupported and milliwatts is not None:
             # GPUs before Volta have no energy counter: integrate power instead.
             now = self._clock()
             if dev.power_at is not None:
                 dev.energy_estimate += float(milliwatts) / 1000.0 * max(now - dev.power_at, 0.0)
             dev.power_at = now
+            dev.energy_joules = dev.energy_estimate
             families["energy"].add_metric(labels, dev.energy_estimate)
         celsius = read("temperature", "nvmlDeviceGetTemperature", getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
         if celsius is not None:
@@ -235,8 +260,9 @@ class GpuCollector:
         families: dict[str, _Family],
         pids: frozenset[int],
     ) -> None:
-        used = 0
+        used = process_bytes = 0
         seen: set[int] = set()
+        every: set[int] = set()
         answered = False
         for what, call in (
             ("compute processes", "nvmlDeviceGetComputeRunningProcesses"),
@@ -248,12 +274,45 @@ class GpuCollector:
             answered = True
             for proc in procs:
                 memory = getattr(proc, "usedGpuMemory", None)
+                if memory is not None and proc.pid not in every:
+                    every.add(proc.pid)
+                    process_bytes += int(memory)
                 # A process can be in both lists; None is NVML's "not available" (WDDM, MIG).
                 if proc.pid in pids and proc.pid not in seen and memory is not None:
                     seen.add(proc.pid)
                     used += int(memory)
         if answered:
             families["upstream_memory"].add_metric(labels, float(used))
+            dev.upstream_share = self._utilization_share(dev, pids)
+            if dev.upstream_share is None:
+                dev.upstream_share = used / process_bytes if process_bytes else 0.0
+
+    def _utilization_share(self, dev: _Device, pids: frozenset[int]) -> float | None:
+        # NVML's per-process SM utilization since the last read, where the GPU reports it.
+        if "process utilization" in dev.unsupported:
+            return None
+        try:
+            samples = self._nvml.nvmlDeviceGetProcessUtilization(dev.handle, dev.process_util_at)
+        except AttributeError:
+            samples = None
+        except self._nvml.NVMLError as exc:
+            # NOT_FOUND: no process ran a kernel since the last read; use memory this time.
+            if getattr(exc, "value", None) != _NOT_FOUND:
+                dev.unsupported.add("process utilization")
+            return None
+        if not samples:
+            if samples is None:
+                dev.unsupported.add("process utilization")
+            return None
+        total = sum(int(p.smUtil) for p in samples)
+        dev.process_util_at = max(int(p.timeStamp) for p in samples)
+        if total <= 0:
+            return None
+        return sum(int(p.smUtil) for p in samples if p.pid in pids) / total
+
+
+def _reading(dev: _Device) -> GpuReading:
+    return GpuReading(dev.index, dev.busy_seconds, dev.energy_joules, "energy" in dev.unsupported, dev.upstream_share)
 
 
 def _text(value: Any) -> str:
