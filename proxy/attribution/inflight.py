@@ -80,6 +80,8 @@ class InFlight:
         """Close the interval that ends ``now`` (perf_counter_ns): each request's work in
         it, kept until ``settle``. The first call only sets the interval's start."""
         now = perf_counter_ns() if now is None else now
+        # The first interval starts now: from here on the relay registers its requests.
+        self.active = True
         with self._lock:
             start, self._at = self._at, now
             self._pending = list(self._live.values())
@@ -106,7 +108,7 @@ class InFlight:
             total_seconds += entry.seconds
         return Work(total_work, total_seconds)
 
-    def settle(self, busy: float, energy: float, by: str) -> None:
+    def settle(self, busy: float, energy: float, by: str) -> bool:
         """Give each measured request its share: ``busy`` seconds and ``energy`` joules per
         unit of ``by`` ("work" or "seconds", as the caller chose over every party's sum).
         Requests that had ended are closed now, outside the lock."""
@@ -126,6 +128,7 @@ class InFlight:
         for entry in done:
             assert entry.closer is not None
             entry.closer(entry.rec)
+        return True
 
     def close_all(self) -> None:
         """At shutdown: close what is left with the shares it has."""

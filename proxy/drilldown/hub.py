@@ -61,16 +61,18 @@ class Drilldown:
         if tracing is not None and rec.span is not None:
             headers.extend(tracing.headers(rec))
 
-    def finish(self, rec: RequestRecord, model_label: str | None = None) -> None:
+    def finish(self, rec: RequestRecord, model_label: str | None = None, write: bool = True) -> None:
         """The record is final: end the span, write the log line. ``model_label`` is the
-        one the recorder put its metrics under (None without metrics: the log says the model)."""
+        one the recorder put its metrics under (None without metrics: the log says the model).
+        ``write`` False leaves the line to GPU attribution, once the request's last
+        sampling interval is settled (proxy.attribution)."""
         rec.model_label = model_label
         if rec.request_id is None:
             rec.request_id = new_request_id()
         try:
             if rec.span is not None and self.tracing is not None:
                 self.tracing.end(rec)
-            if self.request_log is not None:
+            if self.request_log is not None and write:
                 self.request_log.put(rec)
         except Exception:  # drill-down must never break the relay's cleanup
             if not self._finish_failed:

@@ -57,7 +57,7 @@ def _round(value: float | None) -> float | None:
 
 def line(rec: RequestRecord) -> dict[str, Any]:
     """The log line of a finished request (docs/drilldown.md lists the fields)."""
-    return {
+    fields: dict[str, Any] = {
         "time": rfc3339(rec.t_wall),
         "request_id": rec.request_id,
         "trace_id": rec.trace_id,
@@ -84,6 +84,11 @@ def line(rec: RequestRecord) -> dict[str, Any]:
         # What went wrong upstream (null when nothing did): its address and the error.
         "upstream_error": rec.upstream_error,
     }
+    # GPU time and energy attributed to it (docs/attribution.md); absent when no GPU is read.
+    if rec.gpu_seconds is not None and rec.energy_joules is not None:
+        fields["gpu_seconds"] = round(rec.gpu_seconds, 6)
+        fields["energy_joules"] = round(rec.energy_joules, 6)
+    return fields
 
 
 def encode(item: RequestRecord | dict[str, Any]) -> bytes:
