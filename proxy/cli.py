@@ -105,6 +105,9 @@ SERVE_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
                            "(clients that reach the sidecar directly can set it too)"),
     "tenant-keys": (str, "JSON or YAML file of tenant name -> SHA-256 digests of its API keys; re-read when it changes"),
     "max-tenants": (int, "distinct tenant label values before new ones become 'other'"),
+    "prefill-weight": (float, "GPU attribution: one uncached prompt token's work, in output tokens"),
+    "gpu-hour-cost": (float, "price of one GPU hour, exported as infermeter_gpu_hour_cost for cost rules"),
+    "energy-kwh-cost": (float, "price of one kWh, exported as infermeter_energy_kwh_cost for cost rules"),
 }
 
 SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {

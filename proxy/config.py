@@ -150,6 +150,11 @@ class Settings:
     tenant_header: str | None = None
     tenant_keys: str | None = None
     max_tenants: int = 100
+    # GPU attribution (DESIGN.md section 14): how many output tokens' work one uncached
+    # prompt token counts as, and the prices the cost gauges export.
+    prefill_weight: float = 0.1
+    gpu_hour_cost: float | None = None
+    energy_kwh_cost: float | None = None
 
     def __post_init__(self) -> None:
         # Frozen: the parsed value is stored once, beside the text it came from.
@@ -197,6 +202,12 @@ class Settings:
             raise ConfigError(f"--workers must be between 1 and {MAX_WORKERS} (or 'auto'), got {self.workers}")
         self._check_quality()
         self._check_tenants()
+        if not self.prefill_weight >= 0:
+            raise ConfigError("--prefill-weight must be 0 or more")
+        for name in ("gpu_hour_cost", "energy_kwh_cost"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigError(f"--{_flag(name)} must be 0 or more")
 
     def _check_tenants(self) -> None:
         if self.max_tenants < 1:
