@@ -27,9 +27,10 @@ class Prometheus:
     url: str
     log: Path
 
-    def query(self, expr: str) -> list[float]:
-        """Values of an instant query at now: one per series, or the scalar's one."""
-        response = httpx.post(f"{self.url}/api/v1/query", data={"query": expr}, timeout=10)
+    def query(self, expr: str, at: float | None = None) -> list[float]:
+        """Values of an instant query at now (or at unix time ``at``): one per series, or the scalar's one."""
+        data = {"query": expr} if at is None else {"query": expr, "time": repr(at)}
+        response = httpx.post(f"{self.url}/api/v1/query", data=data, timeout=10)
         body: dict[str, Any] = response.json()
         if body.get("status") != "success":
             raise QueryError(f"{body.get('errorType')}: {body.get('error')}")
@@ -44,8 +45,8 @@ class Prometheus:
         """Query ``expr`` until ``ok`` holds for its values or ``timeout`` passes; the last values."""
         return poll(lambda: self.query(expr), ok, timeout, step=0.2)
 
-    def finite(self, expr: str) -> list[float]:
-        return [v for v in self.query(expr) if math.isfinite(v)]
+    def finite(self, expr: str, at: float | None = None) -> list[float]:
+        return [v for v in self.query(expr, at) if math.isfinite(v)]
 
     def wait_for_first_scrape(self, timeout: float = 20.0) -> None:
         """Prometheus applies its targets on a 5 s tick after it reports ready: wait until

@@ -21,9 +21,15 @@ from tests.stack import contract, exprs
 from tests.stack.prometheus_server import Prometheus, QueryError, run_prometheus
 from tests.stack.traffic import drive
 from tests.support.servers import ChildProcess, free_port
+from tests.support.wait import poll, wait_for
 
 JOB = "infermeter"
 TRAFFIC_SECONDS = 4.0
+# Successful scrapes of the proxy the traffic must span. A rate needs two samples of a
+# series, and every request series is born in the traffic: one first scraped at its end
+# shows no rate at all. A loaded machine fails scrapes (/metrics past the 1 s timeout),
+# so the traffic goes on, a second at a time, until Prometheus has this many.
+MIN_SCRAPES = 5
 # Long enough to hold all the traffic when queried right after it; Grafana would use
 # 4 x the scrape interval, which a loaded CI machine could miss by a scrape.
 RATE_INTERVAL = "15s"
@@ -59,6 +65,20 @@ class Stack:
     metrics_text: str
     engine_text: str
     statuses: Counter[int]
+    # Queries are evaluated at these instants, not at now: the module's tests take ~30 s on
+    # a loaded machine, so a rate read at now spans only flat counters after the traffic
+    # (Request rate read 0.0), and a scrape that overran its 1 s timeout meanwhile leaves
+    # no series at all. settled_at: a query found every answered request scraped.
+    # rules_at: every rule group has since run twice, so rules built on rules cover it all.
+    settled_at: float
+    rules_at: float
+
+    def query(self, expr: str) -> list[float]:
+        return self.prometheus.query(expr, at=self.settled_at)
+
+    def finite(self, expr: str) -> list[float]:
+        """The finite values at ``settled_at``, or, for rules built on rules, at ``rules_at``."""
+        return self.prometheus.finite(expr, at=self.settled_at) or self.prometheus.finite(expr, at=self.rules_at)
 
     @property
     def has_gpu(self) -> bool:
@@ -93,19 +113,58 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with ChildProcess(simulate, sim_port, ready_path="/health"), ChildProcess(serve, proxy_port) as proxy, \
             run_prometheus(workdir, JOB, [instance], exprs.RULE_FILES,
                            more_jobs={ENGINE_JOB: [f"127.0.0.1:{sim_port}"]}) as prometheus:
-        statuses = drive(proxy.url, TRAFFIC_SECONDS)
-        settle(prometheus, instance, sum(statuses.values()))
+        statuses = drive_while_scraped(prometheus, proxy.url, instance)
+        settled_at = settle(prometheus, instance, sum(statuses.values()))
+        rules_at = rules_ran(prometheus, times=2)
         metrics_text = httpx.get(f"{proxy.url}/metrics", timeout=10).text
         engine_text = httpx.get(f"http://127.0.0.1:{sim_port}/metrics", timeout=10).text
-        yield Stack(prometheus, instance, metrics_text, engine_text, statuses)
+        yield Stack(prometheus, instance, metrics_text, engine_text, statuses, settled_at, rules_at)
 
 
-def settle(prometheus: Prometheus, instance: str, answered: int, timeout: float = 15.0) -> None:
-    """Waits until Prometheus has scraped every answered request and evaluated the rules
-    once more, rather than sleeping a fixed time that a loaded machine may outrun."""
-    prometheus.wait(f'sum(infermeter_requests_total{{job="{JOB}",instance="{instance}"}})', lambda v: v == [answered],
-                    timeout)
-    time.sleep(1.5)  # one more rule evaluation (every 1 s) over the complete data
+def drive_while_scraped(prometheus: Prometheus, url: str, instance: str, timeout: float = 30.0) -> Counter[int]:
+    """The traffic, for ``TRAFFIC_SECONDS`` and then until ``MIN_SCRAPES`` scrapes succeeded
+    during it; how many answers had each status."""
+    started = time.time()
+    statuses = drive(url, TRAFFIC_SECONDS)
+    deadline = time.monotonic() + timeout
+
+    def scraped() -> float:
+        # Whole seconds since the traffic began: no scrape from before it counts.
+        up = f'up{{job="{JOB}",instance="{instance}"}}[{int(time.time() - started)}s]'
+        return sum(prometheus.query(f"sum_over_time({up})"))
+
+    while scraped() < MIN_SCRAPES and time.monotonic() < deadline:
+        statuses += drive(url, 1.0)
+    return statuses
+
+
+def settle(prometheus: Prometheus, instance: str, answered: int, timeout: float = 15.0) -> float:
+    """Waits until Prometheus has scraped every answered request, rather than sleeping a
+    fixed time that a loaded machine may outrun. Returns the (unix) instant a query found
+    them all at (or the last one tried)."""
+    expr = f'sum(infermeter_requests_total{{job="{JOB}",instance="{instance}"}})'
+
+    def held() -> tuple[float, list[float]]:
+        at = time.time()
+        return at, prometheus.query(expr, at=at)
+
+    settled_at, _ = poll(held, lambda found: found[1] == [answered], timeout, step=0.2)
+    return settled_at
+
+
+def rules_ran(prometheus: Prometheus, times: int, timeout: float = 15.0) -> float:
+    """Waits until every rule group has been evaluated ``times`` more times (one that had
+    begun before the data was complete does not count; a rule read by a later group
+    needs another); the (unix) time after."""
+    def stamps() -> dict[str, str]:
+        groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        return {f"{g['file']}:{g['name']}": g["lastEvaluation"] for g in groups}
+
+    for _ in range(times):
+        before = stamps()
+        wait_for(lambda: all(stamp != before[group] for group, stamp in stamps().items()),
+                 "every rule group evaluated", timeout)
+    return time.time()
 
 
 def live_series(text: str) -> set[str]:
@@ -115,7 +174,7 @@ def live_series(text: str) -> set[str]:
 def check_returns_data(stack: Stack, name: str, expr: str) -> None:
     query = exprs.substitute(expr, stack.substitutions())
     try:
-        values = stack.prometheus.finite(query)
+        values = stack.finite(query)
     except QueryError as error:
         pytest.fail(f"{name}: Prometheus rejects the query: {error}\n{query}")
     if values:
@@ -231,7 +290,7 @@ def test_alerts_react_to_what_was_provoked_and_nothing_else(stack: Stack) -> Non
 
 def panel_value(stack: Stack, title: str) -> float:
     panel = next(p for p in exprs.visual_panels(SERVING) if p["title"] == title)
-    values = stack.prometheus.finite(exprs.substitute(panel["targets"][0]["expr"], stack.substitutions()))
+    values = stack.finite(exprs.substitute(panel["targets"][0]["expr"], stack.substitutions()))
     assert len(values) == 1, f"{title}: {values}"
     return values[0]
 
@@ -253,7 +312,7 @@ def test_headline_panels_show_the_simulated_load(stack: Stack) -> None:
 def test_serving_totals_match_what_the_client_saw(stack: Stack) -> None:
     selector = f'job="{JOB}",instance="{stack.instance}"'
     answered = sum(stack.statuses.values())
-    recorded = sum(stack.prometheus.query(f"sum(infermeter_requests_total{{{selector}}})"))
+    recorded = sum(stack.query(f"sum(infermeter_requests_total{{{selector}}})"))
     assert recorded == answered
-    server_errors = sum(stack.prometheus.query(f'sum(infermeter_requests_total{{{selector},code=~"5.."}})'))
+    server_errors = sum(stack.query(f'sum(infermeter_requests_total{{{selector},code=~"5.."}})'))
     assert server_errors == stack.statuses[500]
