@@ -1,6 +1,6 @@
 """Reading the proxy's own registry for the demo's live summary: totals and windowed
 histogram quantiles, interpolated within buckets as PromQL's histogram_quantile does
-(tests/metrics/test_quantiles.py holds it to Prometheus's promql/quantile.go)."""
+(tests/demo/test_quantiles.py holds it to Prometheus's promql/quantile.go)."""
 
 from __future__ import annotations
 
