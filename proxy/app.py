@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from proxy.admin import admin_app, metrics_app, own_paths, process_registry
+from proxy.attribution.local import build_attribution, local_meter
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
 from proxy.drilldown.factory import build_drilldown
@@ -35,7 +36,8 @@ class Sidecar:
     """
 
     def __init__(self, settings: Settings, registry: CollectorRegistry | None = None,
-                 models: ModelLabels | None = None, tenants: TenantLabels | None = None) -> None:
+                 models: ModelLabels | None = None, tenants: TenantLabels | None = None,
+                 worker: bool = False) -> None:
         self.settings = settings
         self.registry = process_registry(registry)
         recorder = None
@@ -49,9 +51,13 @@ class Sidecar:
         log_lines = self.drilldown.request_log
         self.quality = build_quality(settings, self.registry, log_lines.put_event if log_lines else None) \
             if settings.observe else None
-        self.relay = Relay(settings, self.transport, recorder, self.drilldown, self.quality)
+        # GPU attribution (DESIGN.md section 14): a --workers worker holds requests, its
+        # supervisor reads the GPUs (proxy.attribution.remote).
+        self.attribution = build_attribution(settings, self.registry, log_lines, worker)
+        self.relay = Relay(settings, self.transport, recorder, self.drilldown, self.quality, self.attribution)
         _install_once(logging.getLogger("uvicorn.error"), QuietAborts())
-        self.collectors: CollectorSet = build_collectors(settings, self.registry)
+        self.collectors: CollectorSet = build_collectors(
+            settings, self.registry, gpu_sink=local_meter(self.attribution))
         self.own_paths = own_paths(settings)
         self.admin = admin_app(settings, self.registry, self.collectors.upstream_ready)
         self.metrics_app = metrics_app(settings, self.registry)
@@ -78,6 +84,8 @@ class Sidecar:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.collectors.stop()
+                if self.attribution is not None:
+                    self.attribution.close()
                 if self.quality is not None:
                     await self.quality.close()
                 await self.transport.aclose()
@@ -94,5 +102,6 @@ def _install_once(logger: logging.Logger, new: logging.Filter) -> None:
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,
-               models: ModelLabels | None = None, tenants: TenantLabels | None = None) -> Sidecar:
-    return Sidecar(settings, registry, models, tenants)
+               models: ModelLabels | None = None, tenants: TenantLabels | None = None,
+               worker: bool = False) -> Sidecar:
+    return Sidecar(settings, registry, models, tenants, worker)

@@ -66,6 +66,10 @@ class InFlight:
         with self._lock:
             self._live[id(rec)] = _Entry(rec)
 
+    def holds(self, rec: RequestRecord) -> bool:
+        with self._lock:
+            return id(rec) in self._live
+
     def end(self, rec: RequestRecord, closer: Closer) -> bool:
         """The request is over: ``closer`` runs once its last interval is settled (in the
         sampler's thread). False when it was never registered: the caller closes it."""

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from proxy.collectors.base import SyncCollector
 from proxy.collectors.cached import CachedCollector, StatusCollector
-from proxy.collectors.gpu import GpuCollector
+from proxy.collectors.gpu import GpuCollector, GpuReading
 from proxy.collectors.locator import UpstreamProcessLocator
 from proxy.collectors.ollama import HttpFetch, OllamaCollector
 from proxy.collectors.running import CollectorSet
@@ -31,6 +31,7 @@ class _Build:
     settings: Settings
     nvml: Any
     ps: dict[str, Any]
+    gpu_sink: Callable[[list[GpuReading]], None] | None = None
     _locator: UpstreamProcessLocator | None = None
 
     def locator(self) -> UpstreamProcessLocator:
@@ -47,7 +48,7 @@ def _system(b: _Build) -> SyncCollector:
 def _gpu(b: _Build) -> SyncCollector:
     # Asked for by name, a GPU that cannot be read is a failure; by default, a host
     # without a driver simply has no GPU series.
-    return GpuCollector(nvml=b.nvml, locator=b.locator(), required=b.settings.collectors is not None)
+    return GpuCollector(nvml=b.nvml, locator=b.locator(), required=b.settings.collectors is not None, sink=b.gpu_sink)
 
 
 def _ollama(b: _Build) -> SyncCollector:
@@ -78,12 +79,14 @@ def build_collectors(
     *,
     nvml: Any = None,
     psutil_module: Any = None,
+    gpu_sink: Callable[[list[GpuReading]], None] | None = None,
 ) -> CollectorSet:
     """Build the collectors ``settings.collectors`` names and register them in ``registry``.
 
-    ``nvml`` and ``psutil_module`` replace pynvml and psutil (tests, other platforms).
+    ``nvml`` and ``psutil_module`` replace pynvml and psutil (tests, other platforms);
+    ``gpu_sink`` gets every complete GPU read (attribution).
     """
-    build = _Build(settings, nvml, {} if psutil_module is None else {"psutil_module": psutil_module})
+    build = _Build(settings, nvml, {} if psutil_module is None else {"psutil_module": psutil_module}, gpu_sink)
     sync: list[SyncCollector] = []
     probe: UpstreamProbe | None = None
     names = KNOWN_COLLECTORS if settings.collectors is None else settings.collectors

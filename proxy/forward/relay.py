@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from proxy.attribution.local import Attribution
 from proxy.config import Settings
 from proxy.drilldown.hub import Drilldown
 from proxy.forward.base import RawHeaders, Transport, UpstreamResponse
@@ -80,8 +81,11 @@ async def _watch_disconnect(receive: Receive, watch: _Watch, task: asyncio.Task[
 
 class Relay:
     def __init__(self, settings: Settings, transport: Transport, recorder: Recorder | None,
-                 drilldown: Drilldown | None = None, quality: Quality | None = None) -> None:
+                 drilldown: Drilldown | None = None, quality: Quality | None = None,
+                 attribution: Attribution | None = None) -> None:
         self.transport = transport
+        # GPU time and energy per request (DESIGN.md section 14); None with metrics off.
+        self.attribution = attribution
         # Response checks and evaluations (DESIGN.md section 15); None when both are off.
         self.quality = quality
         self.recorder = recorder
@@ -100,6 +104,8 @@ class Relay:
         recorder = self.recorder
         if recorder is not None:
             recorder.started(rec.endpoint)
+        if self.attribution is not None:
+            self.attribution.begin(rec)
         try:
             self.drilldown.begin(scope, rec)
             await self._relay(scope, receive, send, rec)
@@ -115,7 +121,13 @@ class Relay:
         label = self.recorder.record(rec) if self.recorder is not None else None
         if self.quality is not None:
             self.quality.finish(rec, label)
-        self.drilldown.finish(rec, label)
+        attribution = self.attribution
+        if attribution is not None and attribution.holds(rec):
+            # Its log line waits for its GPU share: written when its last interval is settled.
+            self.drilldown.finish(rec, label, write=False)
+            attribution.end(rec)
+        else:
+            self.drilldown.finish(rec, label)
 
     def close(self) -> None:
         """Stop what the relay runs beside requests (the keys file's watcher)."""
