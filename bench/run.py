@@ -100,6 +100,15 @@ def _judge_hang(sim: Server) -> Server:
                       "--eval-sample", "1", "--eval-timeout", "600")
 
 
+def _base(sim: Server) -> Server:
+    base = os.environ.get("INFERMETER_BENCH_BASE")
+    if not base:
+        raise SystemExit("the 'base' path needs INFERMETER_BENCH_BASE=<an earlier checkout's directory>")
+    port = free_port()
+    args = [sys.executable, "-m", "proxy", "serve", "--upstream", sim.url, "--port", str(port), "--log-level", "warning"]
+    return Server("base", args, port, "/healthz", cwd=Path(base), env={"PYTHONPATH": base})
+
+
 def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
     """name -> relay server (None: straight to the simulator)."""
     makers: dict[str, Callable[[], Server]] = {
@@ -117,6 +126,9 @@ def _paths(sim: Server, wanted: list[str]) -> dict[str, Server | None]:
         # with a judge that hangs, asked about every answer.
         "checks-none": lambda: infermeter("checks-none", sim.url, free_port(), "--checks", "none"),
         "judge-hang": lambda: _judge_hang(sim),
+        # The same relay from an earlier checkout (INFERMETER_BENCH_BASE=its directory, e.g. a
+        # `git worktree`): before and after a change, side by side in one run.
+        "base": lambda: _base(sim),
     }
     # "direct-again" is the direct path measured a second time: its "added" numbers are the
     # noise floor of the comparison on this machine at this moment.
