@@ -135,7 +135,8 @@ class InFlight:
         return True
 
     def close_all(self) -> None:
-        """At shutdown: close what is left with the shares it has."""
+        """At shutdown: close what is left with the shares it has; register nothing more."""
+        self.active = False
         with self._lock:
             left, self._live = list(self._live.values()), {}
         for entry in left:

@@ -35,7 +35,9 @@ class Attribution:
 
     def end(self, rec: RequestRecord) -> None:
         """The request's record is final (labels, request id): close it after its last interval."""
-        self.inflight.end(rec, self._closed)
+        if not self.inflight.end(rec, self._closed):
+            # Attribution stopped since ``holds`` (shutdown, the supervisor gone): close it now.
+            self._closed(rec)
 
     def _closed(self, rec: RequestRecord) -> None:
         tenant = rec.tenant_label or NONE

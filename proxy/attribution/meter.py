@@ -62,8 +62,8 @@ class GpuMeter:
         for r in readings:
             self._last[r.index] = (r.busy_seconds, r.energy_joules)
         for party in self._parties():
-            party.measure()
-            party.settle(0.0, 0.0, "work")
+            if party.measure() is not None:
+                party.settle(0.0, 0.0, "work")
         self.series.active = True
         counter = [str(r.index) for r in readings if not r.energy_from_power]
         power = [str(r.index) for r in readings if r.energy_from_power]

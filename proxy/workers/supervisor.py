@@ -27,6 +27,9 @@ import uvicorn
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from proxy.admin import admin_app, metrics_app, process_registry
+from proxy.attribution.meter import GpuMeter
+from proxy.attribution.remote import WorkerParty
+from proxy.attribution.series import UNATTRIBUTED, AttributionSeries, CostGauges
 from proxy.collectors import CollectorSet, build_collectors
 from proxy.config import Settings
 from proxy.server import BACKLOG, SideServer, configure_logging, uvicorn_config
@@ -59,6 +62,8 @@ class _Worker:
     process: BaseProcess
     link: WorkerLink
     started: float
+    # Its half of GPU attribution: the supervisor splits each interval over the workers.
+    party: WorkerParty
     # Set when its sentinel fires, which can come before waitpid (is_alive) knows it died.
     exited: bool = False
 
@@ -98,7 +103,15 @@ class Supervisor:
         self.merger = Merger()
         self.own = process_registry()
         self.own.register(_WorkersCollector(self))
-        self.collectors: CollectorSet = build_collectors(settings, self.own)
+        # GPU attribution: the GPUs are read here, the requests are the workers'.
+        self._parties: tuple[WorkerParty, ...] = ()
+        sink = None
+        if settings.observe:
+            series = AttributionSeries((UNATTRIBUTED,))
+            self.own.register(series)
+            self.own.register(CostGauges(settings.gpu_hour_cost, settings.energy_kwh_cost))
+            sink = GpuMeter(series, lambda: self._parties).observe
+        self.collectors: CollectorSet = build_collectors(settings, self.own, gpu_sink=sink)
         self.registry = merged_registry(self.merger, self.own)
         self.workers: dict[int, _Worker] = {}
         self.restarts = 0
@@ -117,13 +130,18 @@ class Supervisor:
 
     def _spawn(self, index: int) -> None:
         ours, theirs = socket.socketpair()
+        attr_ours, attr_theirs = socket.socketpair()
         spec = WorkerSpec(self.settings, index, self.uds, self.models_path, self.tenants_path)
-        process = self._context.Process(target=run_worker, args=(spec, self.listeners[index], theirs),
+        process = self._context.Process(target=run_worker, args=(spec, self.listeners[index], theirs, attr_theirs),
                                         name=f"infermeter-worker-{index}", daemon=True)
         process.start()
         theirs.close()
-        worker = _Worker(index, process, WorkerLink(index, ours, self.merger), time.monotonic())
+        attr_theirs.close()
+        worker = _Worker(index, process, WorkerLink(index, ours, self.merger), time.monotonic(),
+                         WorkerParty(index, attr_ours))
         self.workers[index] = worker
+        # Replaced whole, never changed in place: the sampler thread reads it.
+        self._parties = tuple(w.party for w in self.workers.values())
         loop = asyncio.get_running_loop()
         loop.add_reader(process.sentinel, self._exited, worker)
 
@@ -151,6 +169,8 @@ class Supervisor:
         await asyncio.to_thread(worker.process.join, 5.0)
         code = worker.process.exitcode
         await worker.link.close(COLLECT_DEADLINE)
+        self._parties = tuple(w.party for w in self.workers.values() if w is not worker)
+        worker.party.close()
         # What it counted stays in the totals; its gauges (in flight) go with it.
         self.merger.retire(worker.index)
         if self.workers.get(worker.index) is worker:

@@ -63,10 +63,8 @@ def stats_load(url: str) -> Callable[[], int]:
     """The simulator's requests in progress, read from its ``/sim/stats`` (another process)."""
     import httpx
 
-    client = httpx.Client(base_url=url, timeout=2.0)
-
     def load() -> int:
-        return int(client.get("/sim/stats").json()["active"])
+        return int(httpx.get(url + "/sim/stats", timeout=2.0).json()["active"])
 
     return load
 
@@ -77,3 +75,14 @@ def gpus_for(pid: int, other_pid: int | None = None, other_bytes: int = 0) -> li
     if other_pid is not None:
         processes.append((other_pid, other_bytes))
     return [FakeGpu(uuid="GPU-attribution-0", processes=processes, memory_used=3 * 1024**3 + other_bytes)]
+
+
+# What a child process's sitecustomize runs (tests/attribution/test_workers.py): this fake in
+# pynvml's place, its load read from the simulator named by the environment.
+SITECUSTOMIZE = """
+import os, sys
+if "ATTRIBUTION_SIM_URL" in os.environ:
+    from tests.attribution.load_nvml import LoadNvml, gpus_for, stats_load
+    sys.modules["pynvml"] = LoadNvml(gpus_for(int(os.environ["ATTRIBUTION_UPSTREAM_PID"])),
+                                     stats_load(os.environ["ATTRIBUTION_SIM_URL"]))
+"""
