@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from dashboards.builder import availability, engine, resources, serving
+from dashboards.builder import availability, engine, resources, serving, usage
 from dashboards.builder.model import Dashboard
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "grafana" / "dashboards"
@@ -19,4 +19,5 @@ BUILDERS: dict[str, Callable[[], Dashboard]] = {
     "infermeter-resources.json": resources.build,
     "infermeter-availability.json": availability.build,
     "infermeter-engine.json": engine.build,
+    "infermeter-usage.json": usage.build,
 }

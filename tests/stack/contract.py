@@ -56,6 +56,14 @@ FAMILIES: dict[str, tuple[str, frozenset[str]]] = {
         ("infermeter_tenant_requests_total", "counter", "tenant model outcome"),
         ("infermeter_tenant_tokens_total", "counter", "tenant model type"),
         ("infermeter_tenant_slo_requests_total", "counter", "tenant model result"),
+        # GPU attribution (DESIGN.md section 14), wherever a GPU is read; tenant "none" without a source.
+        ("infermeter_gpu_attributed_seconds_total", "counter", "tenant model"),
+        ("infermeter_gpu_attributed_energy_joules_total", "counter", "tenant model"),
+        ("infermeter_gpu_unattributed_seconds_total", "counter", ""),
+        ("infermeter_gpu_unattributed_energy_joules_total", "counter", ""),
+        # Prices for the cost rules, each only when its flag is set (--gpu-hour-cost, --energy-kwh-cost).
+        ("infermeter_gpu_hour_cost", "gauge", ""),
+        ("infermeter_energy_kwh_cost", "gauge", ""),
         # Response checks and evaluations (DESIGN.md section 15).
         ("infermeter_response_checks_total", "counter", "endpoint model check result"),
         ("infermeter_eval_score", "histogram", "model rubric"),

@@ -18,8 +18,9 @@ DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 OLDEST_CURRENT_SCHEMA = 39
 
 
-def test_four_dashboards_are_committed() -> None:
-    assert set(DASHBOARDS) == {"infermeter-serving", "infermeter-resources", "infermeter-availability", "infermeter-engine"}
+def test_five_dashboards_are_committed() -> None:
+    assert set(DASHBOARDS) == {"infermeter-serving", "infermeter-resources", "infermeter-availability", "infermeter-engine",
+                               "infermeter-usage"}
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))

@@ -47,7 +47,13 @@ ALLOWED_EMPTY_WITHOUT_GPU: dict[str, str] = {
         "GPU utilization", "GPU memory used and total", "Upstream's GPU memory", "GPU memory used share",
         "GPU power", "GPU energy over range", "GPU temperature", "GPU SM clock", "GPU inventory",
         "variable gpu")
-} | {"alert InfermeterGPUMemoryNearFull": GPU_REASON}
+} | {"alert InfermeterGPUMemoryNearFull": GPU_REASON} | {
+    f"infermeter-usage / {title}": GPU_REASON for title in (
+        "Top tenants by GPU hours", "Top tenants by energy", "Top tenants by cost", "GPU time by tenant",
+        "Power by tenant", "Energy per output token by model", "Attributed share of GPU energy")
+} | {f"record {name}": GPU_REASON for name in (
+    "job_tenant_model:infermeter_gpu_time_cost_per_hour:rate5m", "job_tenant_model:infermeter_energy_cost_per_hour:rate5m",
+    "job_tenant_model:infermeter_cost_per_hour:rate5m", "job_model:infermeter_energy_per_output_token_joules:ratio_rate5m")}
 
 # Prometheus also scrapes the simulator's own /metrics, as the demo stack does: an engine
 # in vLLM's names. The other engines' series (and vLLM's older names) cannot exist here;
@@ -107,6 +113,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
              "--slo-ttft", SLO_DEFAULTS["slo_ttft"], "--slo-tpot", SLO_DEFAULTS["slo_tpot"],
              "--slo-request-duration", SLO_DEFAULTS["slo_duration"], "--max-request-bytes", "65536",
              "--tenant-header", "x-tenant",  # the tenant series (DESIGN.md section 14): tenant "none" without one
+             "--gpu-hour-cost", "2.5", "--energy-kwh-cost", "0.15",  # the prices the cost rules read
              # Named, the gpu collector fails where there is no driver (by default it would stay
              # off quietly): the collector alert has a condition to show.
              "--collectors", "system,gpu,upstream,ollama",
@@ -184,7 +191,11 @@ def check_returns_data(stack: Stack, name: str, expr: str) -> None:
         return
     if name in ALLOWED_EMPTY_WITHOUT_GPU and not stack.has_gpu:
         series = exprs.metric_names(expr) - exprs.recorded_names()
-        assert series and all(contract.needs_gpu(s) for s in series), f"{name} is exempt as GPU-only but reads {series}"
+        # Empty for want of a GPU: it reads GPU series, and whatever else it reads is live
+        # (output tokens beside attributed joules, the prices beside attributed hours).
+        gpu = {s for s in series if contract.needs_gpu(s)}
+        others = series - gpu - live_series(stack.metrics_text)
+        assert gpu and not others, f"{name} is exempt as GPU-only but reads {sorted(others)}"
         return
     series = exprs.metric_names(expr) - exprs.recorded_names()
     if series and series <= stack.absent_engine_series():
