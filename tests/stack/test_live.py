@@ -99,7 +99,7 @@ class Stack:
         return set(contract.engine_sample_names()) - live_series(self.engine_text)
 
     def substitutions(self) -> dict[str, str]:
-        return {"job": JOB, "instance": self.instance, "endpoint": ".*", "model": ".*", "gpu": ".*",
+        return {"job": JOB, "instance": self.instance, "endpoint": ".*", "model": ".*", "gpu": ".*", "tenant": ".*",
                 "engine_job": ENGINE_JOB, "engine": ".*",
                 "__rate_interval": RATE_INTERVAL, "__range": RANGE, "__interval": "1s", **SLO_DEFAULTS}
 
@@ -181,6 +181,16 @@ def live_series(text: str) -> set[str]:
     return {line.split("{", 1)[0].split(" ", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
 
 
+def read_through_rules(expr: str) -> set[str]:
+    """The exported series ``expr`` reads, through the recording rules it reads."""
+    recorded = {r["record"]: r["expr"] for r in exprs.rules() if "record" in r}
+    names = exprs.metric_names(expr)
+    series = names - set(recorded)
+    for name in names & set(recorded):
+        series |= read_through_rules(recorded[name])
+    return series
+
+
 def check_returns_data(stack: Stack, name: str, expr: str) -> None:
     query = exprs.substitute(expr, stack.substitutions())
     try:
@@ -190,7 +200,7 @@ def check_returns_data(stack: Stack, name: str, expr: str) -> None:
     if values:
         return
     if name in ALLOWED_EMPTY_WITHOUT_GPU and not stack.has_gpu:
-        series = exprs.metric_names(expr) - exprs.recorded_names()
+        series = read_through_rules(expr)
         # Empty for want of a GPU: it reads GPU series, and whatever else it reads is live
         # (output tokens beside attributed joules, the prices beside attributed hours).
         gpu = {s for s in series if contract.needs_gpu(s)}
