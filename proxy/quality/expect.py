@@ -16,6 +16,7 @@ spells it its own way:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,23 +45,27 @@ def expectations(endpoint: str, body: dict[str, Any]) -> Expect | None:
 
 
 def _openai(body: dict[str, Any]) -> tuple[bool, Any]:
-    fmt = body.get("response_format")
+    def schema(fmt: dict[str, Any]) -> Any:
+        spec = fmt.get("json_schema")
+        return spec.get("schema") if type(spec) is dict else None
+    return _asked(body.get("response_format"), schema)
+
+
+def _responses(body: dict[str, Any]) -> tuple[bool, Any]:
+    text = body.get("text")
+    return _asked(text.get("format") if type(text) is dict else None, lambda fmt: fmt.get("schema"))
+
+
+def _asked(fmt: Any, schema: Callable[[dict[str, Any]], Any]) -> tuple[bool, Any]:
+    """(JSON asked for, its schema) from an OpenAI-style format object: json_object or json_schema."""
     if type(fmt) is not dict:
         return False, None
     kind = fmt.get("type")
     if kind == "json_object":
         return True, None
     if kind == "json_schema":
-        spec = fmt.get("json_schema")
-        return True, _schema(spec.get("schema") if type(spec) is dict else None)
+        return True, _schema(schema(fmt))
     return False, None
-
-
-def _responses(body: dict[str, Any]) -> tuple[bool, Any]:
-    text = body.get("text")
-    fmt = text.get("format") if type(text) is dict else None
-    if type(fmt) is not dict:
-        return False, None
     kind = fmt.get("type")
     if kind == "json_object":
         return True, None

@@ -36,7 +36,7 @@ class ScriptedUpstream:
                        send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await _lifespan(receive, send)
+                await lifespan(receive, send)
             return
         loop = asyncio.get_running_loop()
         arrival = loop.time()
@@ -53,7 +53,7 @@ class ScriptedUpstream:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _lifespan(receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
+async def lifespan(receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":

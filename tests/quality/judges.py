@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from tests.formats.scripted import lifespan
+
 Message = MutableMapping[str, Any]
 
 
@@ -26,13 +28,8 @@ class FakeJudge:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Callable[[], Awaitable[Message]],
                        send: Callable[[Message], Awaitable[None]]) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await lifespan(receive, send)
+            return
         raw = b""
         while True:
             message = await receive()
