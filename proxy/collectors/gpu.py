@@ -231,18 +231,9 @@ class GpuCollector:
         milliwatts = read("power", "nvmlDeviceGetPowerUsage")
         if milliwatts is not None:
             families["power"].add_metric(labels, float(milliwatts) / 1000.0)
-        millijoules = read("energy", "nvmlDeviceGetTotalEnergyConsumption")
-        if millijoules is not None:
-            dev.energy_joules = float(millijoules) / 1000.0
-            families["energy"].add_metric(labels, dev.energy_joules)
-        elif "energy" in dev.unsupported and milliwatts is not None:
-            # GPUs before Volta have no energy counter: integrate power instead.
-            now = self._clock()
-            if dev.power_at is not None:
-                dev.energy_estimate += float(milliwatts) / 1000.0 * max(now - dev.power_at, 0.0)
-            dev.power_at = now
-            dev.energy_joules = dev.energy_estimate
-            families["energy"].add_metric(labels, dev.energy_estimate)
+        joules = self._read_energy(dev, read("energy", "nvmlDeviceGetTotalEnergyConsumption"), milliwatts)
+        if joules is not None:
+            families["energy"].add_metric(labels, joules)
         celsius = read("temperature", "nvmlDeviceGetTemperature", getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
         if celsius is not None:
             families["temperature"].add_metric(labels, float(celsius))
@@ -251,6 +242,22 @@ class GpuCollector:
             families["sm_clock"].add_metric(labels, float(mhz) * 1e6)
         if pids is not None:
             self._read_upstream_memory(dev, read, labels, families, pids)
+
+    def _read_energy(self, dev: _Device, millijoules: Any, milliwatts: Any) -> float | None:
+        """The energy counter in joules, else the power integrated over time; None when neither
+        was read. Kept on ``dev`` for attribution."""
+        if millijoules is not None:
+            dev.energy_joules = float(millijoules) / 1000.0
+            return dev.energy_joules
+        if "energy" not in dev.unsupported or milliwatts is None:
+            return None
+        # GPUs before Volta have no energy counter: integrate power instead.
+        now = self._clock()
+        if dev.power_at is not None:
+            dev.energy_estimate += float(milliwatts) / 1000.0 * max(now - dev.power_at, 0.0)
+        dev.power_at = now
+        dev.energy_joules = dev.energy_estimate
+        return dev.energy_joules
 
     def _read_upstream_memory(
         self,

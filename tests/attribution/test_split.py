@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 import openai
 import pytest
@@ -20,18 +21,19 @@ ENERGY = "infermeter_gpu_attributed_energy_joules_total"
 SECONDS = "infermeter_gpu_attributed_seconds_total"
 
 
-def stream(rig: Rig, tenant: str, n: int = 1) -> None:
-    """``n`` streams for ``tenant``, all at once; returns when all are read to the end."""
+def streams(rig: Any, *tenants: str) -> None:
+    """One stream per tenant named (a tenant named twice streams twice), all started at once;
+    returns when all are read to the end."""
     client = closing(openai.OpenAI(base_url=rig.proxy.url + "/v1", api_key="k", max_retries=0))
-    go = threading.Barrier(n)
+    go = threading.Barrier(len(tenants))
 
-    def one() -> None:
+    def one(tenant: str) -> None:
         go.wait()
         chunks = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello there"}],
                                                 stream=True, extra_headers={"x-tenant": tenant})
         assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) == 30
 
-    threads = [threading.Thread(target=one) for _ in range(n)]
+    threads = [threading.Thread(target=one, args=(tenant,)) for tenant in tenants]
     for t in threads:
         t.start()
     for t in threads:
@@ -48,12 +50,7 @@ def conserved(rig: Rig, start_j: float = START_MJ / 1000) -> bool:
 def test_two_tenants_share_by_their_tokens_and_the_log_lines_agree(rig: Start) -> None:
     r = rig()
     assert eventually(lambda: scrape(r.proxy.url).value("infermeter_gpu_unattributed_energy_joules_total") is not None)
-    a = threading.Thread(target=stream, args=(r, "alpha", 1))
-    b = threading.Thread(target=stream, args=(r, "beta", 2))
-    for t in (a, b):
-        t.start()
-    for t in (a, b):
-        t.join(30)
+    streams(r, "alpha", "beta", "beta")
     # Each line is written once its request's last interval is settled.
     wait_for(lambda: len(r.lines()) == 3, "three request log lines", timeout=5 * INTERVAL + 5)
     data = scrape(r.proxy.url)
@@ -75,23 +72,24 @@ def test_two_tenants_share_by_their_tokens_and_the_log_lines_agree(rig: Start) -
 
 def test_nothing_in_flight_is_all_unattributed(rig: Start) -> None:
     r = rig()
-    stream(r, "alpha")
+    streams(r, "alpha")
     wait_for(lambda: len(r.lines()) == 1, "the request log line", timeout=5)
     before = scrape(r.proxy.url)
-    time.sleep(10 * INTERVAL)
+    time.sleep(20 * INTERVAL)
     after = scrape(r.proxy.url)
     assert after.value(ENERGY, tenant="alpha", model="m") == before.value(ENERGY, tenant="alpha", model="m")
     idle = after.get("infermeter_gpu_unattributed_energy_joules_total") - before.get("infermeter_gpu_unattributed_energy_joules_total")
-    # 50 W for about a second, as the energy counter rose.
+    # 50 W for about two seconds, as the energy counter rose (each scrape may see the split
+    # one interval, 5 J, ahead of the counter).
     rise = after.get("infermeter_gpu_energy_joules_total") - before.get("infermeter_gpu_energy_joules_total")
-    assert 30 <= idle <= 80 and idle == pytest.approx(rise, rel=0.2)
+    assert 80 <= idle <= 160 and abs(idle - rise) <= 10.5
     assert eventually(lambda: conserved(r), timeout=2)
 
 
 def test_without_an_energy_counter_power_times_time_is_split(rig: Start, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "infermeter")
     r = rig(energy_supported=False)
-    stream(r, "alpha")
+    streams(r, "alpha")
     wait_for(lambda: len(r.lines()) == 1, "the request log line", timeout=5)
     assert any("from power x time on GPU(s) 0" in m for m in caplog.messages)
     assert r.lines()[0]["energy_joules"] > 0
@@ -102,7 +100,7 @@ def test_without_an_energy_counter_power_times_time_is_split(rig: Start, caplog:
 def test_a_shared_gpu_gives_only_the_upstreams_share(rig: Start) -> None:
     # The upstream holds 3 GiB, another process 1 GiB; no idle draw, so all the energy is the load's.
     r = rig(other_bytes=1024**3, idle_w=0.0)
-    stream(r, "alpha", 2)
+    streams(r, "alpha", "alpha")
     wait_for(lambda: len(r.lines()) == 2, "the request log lines", timeout=5)
     assert eventually(lambda: conserved(r), timeout=2)
     data = scrape(r.proxy.url)

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 
 from tests.attribution.load_nvml import SITECUSTOMIZE, START_MJ
-from tests.attribution.test_split import ENERGY, stream
+from tests.attribution.test_split import ENERGY, streams
 from tests.support.metrics import scrape
 from tests.support.servers import REPO, ChildProcess, free_port, simulator_server
 from tests.support.wait import eventually, wait_for
@@ -48,12 +47,7 @@ def test_workers_split_at_one_rate_and_conserve(tmp_path: Path) -> None:
                 """``n`` rounds of alpha's one stream beside beta's two; their log lines."""
                 start = len(lines())
                 for _ in range(n):
-                    a = threading.Thread(target=stream, args=(rig, "alpha", 1))
-                    b = threading.Thread(target=stream, args=(rig, "beta", 2))
-                    for t in (a, b):
-                        t.start()
-                    for t in (a, b):
-                        t.join(30)
+                    streams(rig, "alpha", "beta", "beta")
                 wait_for(lambda: len(lines()) == start + 3 * n, "the rounds' request log lines", timeout=10)
                 return lines()[start:]
 
