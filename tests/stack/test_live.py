@@ -7,6 +7,7 @@ scrape intervals; then each query must return finite data, or the test names the
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.attribution.load_nvml import SITECUSTOMIZE
 from tests.stack import contract, exprs
 from tests.stack.prometheus_server import Prometheus, QueryError, run_prometheus
 from tests.stack.traffic import drive
@@ -41,6 +43,7 @@ SLO_DEFAULTS = {v["name"]: v["query"] for v in SERVING["templating"]["list"] if 
 # No NVIDIA GPU (or no NVML) where these tests run: GPU series cannot exist, so these
 # panels, the gpu variable and the GPU alert may be empty; their queries must still be
 # accepted by Prometheus, and they may select GPU series only. With a GPU, they need data.
+REPO = Path(__file__).resolve().parents[2]
 GPU_REASON = "GPU series exist only where NVML sees an NVIDIA GPU"
 ALLOWED_EMPTY_WITHOUT_GPU: dict[str, str] = {
     f"infermeter-resources / {title}": GPU_REASON for title in (
@@ -104,8 +107,19 @@ class Stack:
                 "__rate_interval": RATE_INTERVAL, "__range": RANGE, "__interval": "1s", **SLO_DEFAULTS}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fake_gpu_env(site: Path, simulator: ChildProcess) -> dict[str, str]:
+    """A child's environment with the load-driven fake NVML (tests/attribution/load_nvml.py)
+    in pynvml's place: one GPU where the simulator holds memory and draws power while it
+    serves, so the GPU panels, rules and attribution have data to prove themselves on."""
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    return {"PYTHONPATH": f"{site}{os.pathsep}{REPO}", "ATTRIBUTION_SIM_URL": simulator.url,
+            "ATTRIBUTION_UPSTREAM_PID": str(simulator.pid)}
+
+
+# Without a GPU (this machine), and with the fake one: an empty GPU query is allowed only
+# in the first, and must have data in the second.
+@pytest.fixture(scope="module", params=["no-gpu", "fake-gpu"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     sim_port, proxy_port = free_port(), free_port()
     simulate = ["simulate", "--port", str(sim_port), "--ttft", "0.02", "--tbt", "0.004", "--output-tokens", "12",
                 "--jitter", "0.2", "--seed", "7", "--error-rate", "0.1", "--log-level", "warning"]
@@ -120,7 +134,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
              "--sample-interval", "0.5", "--probe-interval", "0.5", "--log-level", "warning"]
     instance = f"127.0.0.1:{proxy_port}"
     workdir = tmp_path_factory.mktemp("prometheus")
-    with ChildProcess(simulate, sim_port, ready_path="/health"), ChildProcess(serve, proxy_port) as proxy, \
+    with ChildProcess(simulate, sim_port, ready_path="/health") as sim, \
+            ChildProcess(serve, proxy_port, env=fake_gpu_env(tmp_path_factory.mktemp("site"), sim)
+                         if request.param == "fake-gpu" else None) as proxy, \
             run_prometheus(workdir, JOB, [instance], exprs.RULE_FILES,
                            more_jobs={ENGINE_JOB: [f"127.0.0.1:{sim_port}"]}) as prometheus:
         statuses = drive_while_scraped(prometheus, proxy.url, instance)
@@ -128,6 +144,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         rules_at = rules_ran(prometheus, times=2)
         metrics_text = httpx.get(f"{proxy.url}/metrics", timeout=10).text
         engine_text = httpx.get(f"http://127.0.0.1:{sim_port}/metrics", timeout=10).text
+        if request.param == "fake-gpu":
+            assert "infermeter_gpu_info{" in metrics_text and "infermeter_gpu_attributed_energy_joules_total{" \
+                in metrics_text, "the fake GPU was not read"
         yield Stack(prometheus, instance, metrics_text, engine_text, statuses, settled_at, rules_at)
 
 
