@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from proxy.forward.base import RawHeaders
+from proxy.forward.headers import header_value
 from proxy.tenants.keys import TenantKeys
 from proxy.tenants.names import NONE, tenant_value
 
@@ -41,14 +43,13 @@ class TenantIdentity:
         self.header = header.lower().encode("latin-1") if header else None
         self.keys = keys
 
-    def __call__(self, headers: Sequence[tuple[bytes, bytes]]) -> str:
+    def __call__(self, headers: RawHeaders) -> str:
         if self.header is not None:
-            for name, value in headers:
-                if name == self.header:
-                    tenant = tenant_value(value)
-                    if tenant != NONE:
-                        return tenant
-                    break
+            value = header_value(headers, self.header)
+            if value is not None:
+                tenant = tenant_value(value)
+                if tenant != NONE:
+                    return tenant
         if self.keys is not None:
             key = api_key(headers)
             if key is not None:
