@@ -159,7 +159,7 @@ def test_the_simulator_as_judge(simulator: ThreadServer, tmp_path: Path) -> None
 
 def test_a_judge_that_is_down_costs_the_relay_nothing(simulator: ThreadServer) -> None:
     with proxy_server(sidecar(simulator.url, eval_url="http://127.0.0.1:9", eval_model="judge", eval_sample=1.0,
-                              eval_timeout=1.0)) as proxy:
+                              eval_timeout=5.0)) as proxy:
         before = scrape(proxy.url)
         start = time.perf_counter()
         for _ in range(3):

@@ -100,8 +100,8 @@ def test_a_hanging_judge_fills_the_bounded_queue_and_drops_the_rest() -> None:
     with ThreadServer(FakeJudge("hang")) as server:
         evals, submit_s, queued = asyncio.run(scenario(server.url))
     assert queued <= 5
-    # 50 submits never wait for the judge: well under a millisecond each.
-    assert submit_s < 0.05
+    # 50 submits never wait for the judge: one that waited would take its 0.5 s timeout.
+    assert submit_s < 0.5
     dropped = count(evals, "relevance", "dropped")
     assert dropped >= 50 - 5 - 2
     assert count(evals, "relevance", "failed") >= 2
