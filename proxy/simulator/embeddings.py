@@ -89,7 +89,7 @@ class OllamaEmbed(_Embeddings):
         vectors = [vector(item, self.seed, size) for item in inputs(job.body.get("input"))]
         return orjson.dumps({"model": job.model, "embeddings": vectors,
                              "total_duration": max(0, int((now - job.t_arrival) * 1e9)),
-                             "load_duration": max(0, int(job.load * 1e9)),
+                             "load_duration": max(0, round(job.load * 1e9)),
                              "prompt_eval_count": job.input_tokens})
 
 

@@ -43,7 +43,9 @@ _clock = _Clock()
 
 
 def _ns(seconds: float) -> int:
-    return max(0, int(seconds * 1e9))
+    # Rounded, not truncated: a 0.3 s load measured as (now + 0.3) - now on a large
+    # monotonic clock is 0.29999999999..., which int() would report as 299999999 ns.
+    return max(0, round(seconds * 1e9))
 
 
 def final_stats(job: Job, now: float) -> dict[str, Any]:
